@@ -1,0 +1,100 @@
+"""The variant catalogue, read from specs/: one TOML file per variant, the single source of truth
+for hyperparameters, supported dtypes and the claims tests check."""
+from __future__ import annotations
+
+import difflib
+import importlib
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from types import MappingProxyType, ModuleType
+from typing import Any, Mapping
+
+
+def specs_dir() -> Path:
+    """specs/ beside the package in a checkout; the copy shipped as reference._specs otherwise."""
+    in_checkout = Path(__file__).resolve().parent.parent / "specs"
+    if (in_checkout / "variants").is_dir():
+        return in_checkout
+    shipped = Path(importlib.import_module("reference._specs").__path__[0])
+    return shipped
+
+
+def load_toml(name: str) -> dict[str, Any]:
+    path = specs_dir() / name
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
+@dataclass(frozen=True)
+class Variant:
+    id: str
+    title: str
+    demonstrates: str
+    family: str
+    module_name: str
+    default_dtype: str
+    dtypes: tuple[str, ...]
+    devices: tuple[str, ...]
+    sources: tuple[str, ...]
+    hyperparameters: Mapping[str, Any]
+    choices: Mapping[str, tuple[Any, ...]]
+    claims: Mapping[str, Any]
+    errata: tuple[Mapping[str, str], ...]
+    spec_path: Path = field(compare=False)
+
+    @property
+    def steps(self) -> int:
+        return int(self.hyperparameters["steps"])
+
+    @property
+    def uses_numpy(self) -> bool:
+        return self.id.endswith(".numpy")
+
+    def module(self) -> ModuleType:
+        return importlib.import_module(self.module_name)
+
+
+def _variant_from(path: Path) -> Variant:
+    with path.open("rb") as f:
+        raw = tomllib.load(f)
+    vid = raw["id"]
+    if path.stem != vid:
+        raise ValueError(f"{path}: file name must match its id {vid!r}")
+    hp = dict(raw["hyperparameters"])
+    if "steps" not in hp:
+        raise ValueError(f"{path}: [hyperparameters] must give steps")
+    return Variant(
+        id=vid,
+        title=raw["title"],
+        demonstrates=raw["demonstrates"],
+        family=vid.split(".")[0],
+        module_name=raw.get("module", "reference.variants." + vid.replace(".", "_")),
+        default_dtype=raw["default_dtype"],
+        dtypes=tuple(raw["dtypes"]),
+        devices=tuple(raw.get("devices", ["cpu", "cuda"])),
+        sources=tuple(raw["sources"]),
+        hyperparameters=MappingProxyType(hp),
+        choices=MappingProxyType({k: tuple(v) for k, v in raw.get("choices", {}).items()}),
+        claims=MappingProxyType(dict(raw.get("claims", {}))),
+        errata=tuple(MappingProxyType(e) for e in raw.get("errata", [])),
+        spec_path=path,
+    )
+
+
+@cache
+def load_variants() -> Mapping[str, Variant]:
+    paths = sorted((specs_dir() / "variants").glob("*.toml"))
+    return MappingProxyType({v.id: v for v in map(_variant_from, paths)})
+
+
+def lookup(variant_id: str) -> Variant:
+    variants = load_variants()
+    if not isinstance(variant_id, str) or variant_id not in variants:
+        close = difflib.get_close_matches(str(variant_id), list(variants), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"unknown variant {variant_id!r}.{hint} Valid choices: {', '.join(variants)}"
+        )
+    return variants[variant_id]

@@ -1,0 +1,322 @@
+"""What every variant shares, written once: seeding, dtype and device placement, thread control,
+timing and recording. A variant module provides two functions:
+
+    make(<hyperparameters it names>)  -> dict of what the tutorial draws (data, weights, model),
+                                         drawn on the CPU at the tutorial's own dtype, in its order;
+    train(<those names>, <hyperparameters it names>, steps, record) -> dict of final parameters,
+                                         calling record(t, loss) once per step, before the update.
+
+The harness passes each function exactly the arguments its signature names.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import math
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+import torch
+
+from .catalogue import Variant, lookup
+
+DTYPE_NAMES = {
+    "float32": "float32", "float": "float32", "torch.float32": "float32",
+    "float64": "float64", "double": "float64", "torch.float64": "float64",
+}
+TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+NUMPY_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One run: the loss at every step (computed before that step's update) and the final params."""
+
+    variant: str
+    seed: int
+    device: str
+    dtype: str
+    steps: int
+    threads: int
+    losses: list[float]
+    params: dict[str, torch.Tensor] = field(repr=False)
+    hyperparameters: dict[str, Any]
+    torch_version: str
+    numpy_version: str
+    python_version: str
+    cpu_capability: str
+    tf32: bool
+    wall_time_s: float
+
+    def to_json_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["params"] = {k: v.double().flatten().tolist() for k, v in self.params.items()}
+        d["param_shapes"] = {k: list(v.shape) for k, v in self.params.items()}
+        # json has no nan/inf; keep them readable and round-trippable
+        d["losses"] = [_json_float(x) for x in self.losses]
+        return d
+
+    @classmethod
+    def from_json_dict(cls, d: Mapping[str, Any]) -> "Trajectory":
+        d = dict(d)
+        shapes = d.pop("param_shapes", {})
+        d["params"] = {
+            k: torch.tensor(v, dtype=torch.float64).reshape(shapes.get(k, [len(v)]))
+            for k, v in d["params"].items()
+        }
+        d["losses"] = [float(x) for x in d["losses"]]
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _json_float(x: float) -> float | str:
+    return x if math.isfinite(x) else repr(x)
+
+
+def canonical_dtype(variant: Variant, dtype: Any) -> str:
+    if dtype is None:
+        return variant.default_dtype
+    name = DTYPE_NAMES.get(str(dtype).removeprefix("<class '").removesuffix("'>").replace("numpy.", ""))
+    if name is None or name not in variant.dtypes:
+        raise ValueError(
+            f"dtype {dtype!r} is not supported by {variant.id}. Valid choices: {', '.join(variant.dtypes)}"
+        )
+    return name
+
+
+def check_device(variant: Variant, device: Any) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device {device!r} is not a device name. Valid choices: cpu, cuda, cuda:N") from exc
+    if dev.type not in variant.devices:
+        raise ValueError(
+            f"{variant.id} cannot run on {dev.type!r}. Valid choices: {', '.join(variant.devices)}"
+        )
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {device!r} requested but CUDA is not available here "
+                f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}). Valid choices: cpu"
+            )
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(
+                f"device {device!r} does not exist. Valid choices: "
+                + ", ".join(["cpu"] + [f"cuda:{i}" for i in range(count)])
+            )
+    elif dev.type != "cpu":
+        raise ValueError(f"device {device!r} is not supported. Valid choices: cpu, cuda")
+    return dev
+
+
+def resolve_hyperparameters(variant: Variant, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    hp = dict(variant.hyperparameters)
+    for name, value in overrides.items():
+        if name not in hp or name == "steps":
+            valid = [k for k in hp if k != "steps"]
+            raise ValueError(
+                f"unknown override {name!r} for {variant.id}. Valid choices: {', '.join(valid)}"
+                " (use steps= for the number of steps)"
+            )
+        default = hp[name]
+        if name in variant.choices and value not in variant.choices[name]:
+            raise ValueError(
+                f"{name}={value!r} is not valid for {variant.id}. Valid choices: "
+                + ", ".join(map(str, variant.choices[name]))
+            )
+        if isinstance(default, bool) or isinstance(default, str):
+            if type(value) is not type(default):
+                raise ValueError(f"{name} must be a {type(default).__name__}, got {value!r}")
+        elif isinstance(default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            if isinstance(default, int) and not float(value).is_integer():
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+            value = type(default)(value)
+        hp[name] = value
+    return hp
+
+
+def seed_everything(seed: int) -> None:
+    """What the official programs get when seeded at their top."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+@contextlib.contextmanager
+def thread_count(threads: int | None) -> Iterator[int]:
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def full_precision_matmul(device: torch.device) -> Iterator[bool]:
+    """CUDA runs use IEEE float32 matmul (no TF32), whatever the caller had set."""
+    if device.type != "cuda":
+        yield False
+        return
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield False
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def place(value: Any, device: torch.device, dtype: str) -> Any:
+    """Cast what make() drew to the run's dtype, then move it to the run's device."""
+    if isinstance(value, torch.nn.Module):
+        return value.to(device=device, dtype=TORCH_DTYPES[dtype])
+    if isinstance(value, torch.Tensor):
+        # detach first so that a cast weight is still a leaf that autograd fills with .grad
+        moved = value.detach()
+        if moved.is_floating_point():
+            moved = moved.to(dtype=TORCH_DTYPES[dtype])
+        moved = moved.to(device=device)
+        return moved.requires_grad_(value.requires_grad)
+    if isinstance(value, np.ndarray):
+        return value.astype(NUMPY_DTYPES[dtype])
+    if isinstance(value, float):
+        return NUMPY_DTYPES[dtype](value)
+    return value
+
+
+def _call(fn: Callable[..., Any], available: Mapping[str, Any]) -> Any:
+    names = inspect.signature(fn).parameters
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise TypeError(f"{fn.__module__}.{fn.__name__} asks for {missing}, which the harness does not have")
+    return fn(**{n: available[n] for n in names})
+
+
+def _to_cpu_params(params: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, value in params.items():
+        if isinstance(value, torch.Tensor):
+            out[name] = value.detach().to("cpu").clone()
+        else:
+            out[name] = torch.as_tensor(np.asarray(value)).clone()
+    return out
+
+
+def _loss_value(loss: Any) -> float:
+    return loss.item() if isinstance(loss, torch.Tensor) else float(loss)
+
+
+def execute(
+    variant_id: str,
+    *,
+    seed: int = 0,
+    device: Any = "cpu",
+    dtype: Any = None,
+    steps: int | None = None,
+    threads: int | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+    **overrides: Any,
+) -> Trajectory:
+    """reference.run, plus an on_step(t, loss) hook for progress printing."""
+    variant = lookup(variant_id)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if steps is None:
+        steps = variant.steps
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
+    dtype_name = canonical_dtype(variant, dtype)
+    dev = check_device(variant, device)
+    hp = resolve_hyperparameters(variant, overrides)
+    module = variant.module()
+
+    losses: list[float] = []
+
+    def record(t: int, loss: Any) -> None:
+        value = _loss_value(loss)
+        losses.append(value)
+        if on_step is not None:
+            on_step(t, value)
+
+    with thread_count(threads) as n_threads, full_precision_matmul(dev) as tf32:
+        seed_everything(seed)
+        drawn = _call(module.make, hp)
+        placed = {name: place(v, dev, dtype_name) for name, v in drawn.items()}
+        start = time.perf_counter()
+        params = _call(module.train, {**hp, **placed, "steps": steps, "record": record})
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        wall = time.perf_counter() - start
+
+    return Trajectory(
+        variant=variant.id,
+        seed=seed,
+        device=str(dev),
+        dtype=dtype_name,
+        steps=steps,
+        threads=n_threads,
+        losses=losses,
+        params=_to_cpu_params(params),
+        hyperparameters={k: v for k, v in hp.items() if k != "steps"},
+        torch_version=torch.__version__,
+        numpy_version=np.__version__,
+        python_version=platform.python_version(),
+        cpu_capability=torch.backends.cpu.get_cpu_capability(),
+        tf32=tf32,
+        wall_time_s=wall,
+    )
+
+
+def run(
+    variant_id: str,
+    *,
+    seed: int = 0,
+    device: Any = "cpu",
+    dtype: Any = None,
+    steps: int | None = None,
+    threads: int | None = None,
+    **hyperparameter_overrides: Any,
+) -> Trajectory:
+    """Run one variant from a seeded start and return its Trajectory.
+
+    Data and weights are drawn on the CPU at the tutorial's own dtype, in the tutorial's order,
+    then cast to `dtype` and moved to `device`: every device and dtype starts from the same numbers.
+    """
+    return execute(
+        variant_id, seed=seed, device=device, dtype=dtype, steps=steps, threads=threads,
+        **hyperparameter_overrides,
+    )
+
+
+def save_trajectories(path: Any, trajectories: list[Trajectory]) -> None:
+    """Write trajectories as JSON, atomically (temp file + rename)."""
+    from pathlib import Path
+    import os
+    import tempfile
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"schema": 1, "trajectories": [t.to_json_dict() for t in trajectories]}
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

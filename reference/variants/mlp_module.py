@@ -1,0 +1,45 @@
+"""mlp.module -- a custom nn.Module, TwoLayerNet.
+
+Subclass nn.Module: create the layers in __init__, say how they connect in forward. Anything a
+Sequential cannot express (here, clamp as the ReLU) goes in forward.
+"""
+import torch
+
+
+class TwoLayerNet(torch.nn.Module):
+    def __init__(self, D_in, H, D_out):
+        super().__init__()
+        self.linear1 = torch.nn.Linear(D_in, H)
+        self.linear2 = torch.nn.Linear(H, D_out)
+
+    def forward(self, x):
+        h_relu = self.linear1(x).clamp(min=0)
+        y_pred = self.linear2(h_relu)
+        return y_pred
+
+
+def make(N, D_in, H, D_out):
+    # Random input and output data
+    x = torch.randn(N, D_in)
+    y = torch.randn(N, D_out)
+    model = TwoLayerNet(D_in, H, D_out)
+    return dict(x=x, y=y, model=model)
+
+
+def train(x, y, model, lr, optimizer, steps, record):
+    criterion = torch.nn.MSELoss(reduction="sum")
+    # The official tutorial uses SGD; seed 000 uses Adam (optimizer="adam")
+    if optimizer == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    for t in range(steps):
+        y_pred = model(x)
+
+        loss = criterion(y_pred, y)
+        record(t, loss)
+
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return dict(model.named_parameters())

@@ -1,0 +1,45 @@
+"""poly.autograd -- autograd computes the gradients of the cubic fit.
+
+Coefficients created with requires_grad=True are tracked; loss.backward() fills their .grad.
+(Seed 001 runs this program in float64: dtype="float64".)
+"""
+import math
+
+import torch
+
+
+def make(points):
+    # Input and output data: sin(x) on a grid over [-pi, pi]
+    x = torch.linspace(-math.pi, math.pi, points)
+    y = torch.sin(x)
+    # Randomly initialised coefficients; requires_grad=True asks autograd to track them
+    a = torch.randn((), requires_grad=True)
+    b = torch.randn((), requires_grad=True)
+    c = torch.randn((), requires_grad=True)
+    d = torch.randn((), requires_grad=True)
+    return dict(x=x, y=y, a=a, b=b, c=c, d=d)
+
+
+def train(x, y, a, b, c, d, lr, steps, record):
+    for t in range(steps):
+        # Forward pass, recorded in a graph
+        y_pred = a + b * x + c * x ** 2 + d * x ** 3
+
+        # The loss stays a Tensor so that we can backpropagate from it
+        loss = (y_pred - y).pow(2).sum()
+        record(t, loss)
+
+        # Backprop: autograd computes the gradients of a, b, c, d
+        loss.backward()
+
+        # Update outside the graph, then drop the gradients for the next step
+        with torch.no_grad():
+            a -= lr * a.grad
+            b -= lr * b.grad
+            c -= lr * c.grad
+            d -= lr * d.grad
+            a.grad = None
+            b.grad = None
+            c.grad = None
+            d.grad = None
+    return dict(a=a, b=b, c=c, d=d)
