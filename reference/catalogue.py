@@ -30,6 +30,7 @@ def load_toml(name: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Variant:
     id: str
+    lesson: int
     title: str
     demonstrates: str
     family: str
@@ -42,6 +43,7 @@ class Variant:
     choices: Mapping[str, tuple[Any, ...]]
     claims: Mapping[str, Any]
     errata: tuple[Mapping[str, str], ...]
+    equivalent_to: Mapping[str, Mapping[str, float]]
     spec_path: Path = field(compare=False)
 
     @property
@@ -67,6 +69,7 @@ def _variant_from(path: Path) -> Variant:
         raise ValueError(f"{path}: [hyperparameters] must give steps")
     return Variant(
         id=vid,
+        lesson=int(raw["lesson"]),
         title=raw["title"],
         demonstrates=raw["demonstrates"],
         family=vid.split(".")[0],
@@ -79,14 +82,19 @@ def _variant_from(path: Path) -> Variant:
         choices=MappingProxyType({k: tuple(v) for k, v in raw.get("choices", {}).items()}),
         claims=MappingProxyType(dict(raw.get("claims", {}))),
         errata=tuple(MappingProxyType(e) for e in raw.get("errata", [])),
+        equivalent_to=MappingProxyType(
+            {k: MappingProxyType(v) for k, v in raw.get("equivalent_to", {}).items()}
+        ),
         spec_path=path,
     )
 
 
 @cache
 def load_variants() -> Mapping[str, Variant]:
-    paths = sorted((specs_dir() / "variants").glob("*.toml"))
-    return MappingProxyType({v.id: v for v in map(_variant_from, paths)})
+    variants = [_variant_from(p) for p in (specs_dir() / "variants").glob("*.toml")]
+    family_order = {"mlp": 0, "poly": 1}
+    variants.sort(key=lambda v: (family_order.get(v.family, len(family_order)), v.family, v.lesson))
+    return MappingProxyType({v.id: v for v in variants})
 
 
 def lookup(variant_id: str) -> Variant:

@@ -217,7 +217,20 @@ def _loss_value(loss: Any) -> float:
     return loss.item() if isinstance(loss, torch.Tensor) else float(loss)
 
 
-def execute(
+@dataclass(frozen=True)
+class Plan:
+    """A run's arguments, checked and resolved."""
+
+    variant: Variant
+    seed: int
+    device: torch.device
+    dtype: str
+    steps: int
+    threads: int | None
+    hyperparameters: dict[str, Any]
+
+
+def plan(
     variant_id: str,
     *,
     seed: int = 0,
@@ -225,10 +238,9 @@ def execute(
     dtype: Any = None,
     steps: int | None = None,
     threads: int | None = None,
-    on_step: Callable[[int, float], None] | None = None,
     **overrides: Any,
-) -> Trajectory:
-    """reference.run, plus an on_step(t, loss) hook for progress printing."""
+) -> Plan:
+    """Check every argument of a run; raise ValueError naming the problem and the valid choices."""
     variant = lookup(variant_id)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -238,9 +250,26 @@ def execute(
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
-    dtype_name = canonical_dtype(variant, dtype)
-    dev = check_device(variant, device)
-    hp = resolve_hyperparameters(variant, overrides)
+    return Plan(
+        variant=variant,
+        seed=seed,
+        device=check_device(variant, device),
+        dtype=canonical_dtype(variant, dtype),
+        steps=steps,
+        threads=threads,
+        hyperparameters=resolve_hyperparameters(variant, overrides),
+    )
+
+
+def execute(
+    variant_id: str,
+    *,
+    on_step: Callable[[int, float], None] | None = None,
+    **arguments: Any,
+) -> Trajectory:
+    """reference.run, plus an on_step(t, loss) hook for progress printing."""
+    p = plan(variant_id, **arguments)
+    variant, dev, dtype_name, hp, steps, seed = p.variant, p.device, p.dtype, p.hyperparameters, p.steps, p.seed
     module = variant.module()
 
     losses: list[float] = []
@@ -251,7 +280,7 @@ def execute(
         if on_step is not None:
             on_step(t, value)
 
-    with thread_count(threads) as n_threads, full_precision_matmul(dev) as tf32:
+    with thread_count(p.threads) as n_threads, full_precision_matmul(dev) as tf32:
         seed_everything(seed)
         drawn = _call(module.make, hp)
         placed = {name: place(v, dev, dtype_name) for name, v in drawn.items()}

@@ -1,0 +1,178 @@
+"""The public contract of reference.run and the first specification facts that need no goldens."""
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import reference
+from reference.harness import seed_everything
+from reference.variants import mlp_numpy, mlp_tensor, poly_numpy, poly_tensor
+
+ALL_IDS = list(reference.VARIANTS)
+SHORT = 20  # steps: enough to exercise every line of a loop, cheap enough for every variant
+
+
+def test_variants_lists_every_documented_id():
+    documented = {
+        "mlp.numpy", "mlp.tensor", "mlp.autograd", "mlp.variable", "mlp.custom_function", "mlp.nn",
+        "mlp.optim", "mlp.module", "mlp.dynamic", "poly.numpy", "poly.tensor", "poly.autograd",
+        "poly.custom_function", "poly.nn", "poly.optim", "poly.module", "poly.dynamic",
+    }
+    assert documented <= set(reference.VARIANTS)
+
+
+@pytest.mark.parametrize("vid", ALL_IDS)
+def test_trajectory_records_one_finite_loss_per_step_and_cpu_params(vid):
+    t = reference.run(vid, steps=SHORT, threads=1)
+    assert len(t.losses) == SHORT and all(math.isfinite(x) for x in t.losses)
+    assert t.params and all(p.device.type == "cpu" for p in t.params.values())
+    assert (t.variant, t.seed, t.device, t.steps, t.threads) == (vid, 0, "cpu", SHORT, 1)
+    assert t.dtype == reference.VARIANTS[vid].default_dtype
+    assert t.torch_version == torch.__version__ and t.wall_time_s >= 0
+
+
+@pytest.mark.parametrize("vid", ALL_IDS)
+def test_same_call_twice_gives_identical_bits(vid):
+    a = reference.run(vid, seed=3, steps=SHORT, threads=1)
+    b = reference.run(vid, seed=3, steps=SHORT, threads=1)
+    assert a.losses == b.losses
+    for name in a.params:
+        assert torch.equal(a.params[name], b.params[name]), name
+
+
+def test_different_seeds_give_different_starts():
+    assert reference.run("mlp.tensor", seed=0, steps=1).losses != reference.run("mlp.tensor", seed=1, steps=1).losses
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_threads_setting_is_restored_after_the_run(threads):
+    before = torch.get_num_threads()
+    other = 2 if before == 1 else 1
+    torch.set_num_threads(other)
+    try:
+        t = reference.run("mlp.nn", steps=2, threads=threads)
+        assert t.threads == threads
+        assert torch.get_num_threads() == other
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_threads_none_leaves_torch_setting_alone():
+    before = torch.get_num_threads()
+    assert reference.run("mlp.nn", steps=2).threads == before
+    assert torch.get_num_threads() == before
+
+
+def test_run_draws_at_the_tutorial_dtype_then_casts():
+    """Every dtype starts from the same numbers: the float64 start is the float32 start, widened."""
+    f32 = reference.run("mlp.tensor", steps=1, dtype="float32", threads=1)
+    f64 = reference.run("mlp.tensor", steps=1, dtype="float64", threads=1)
+    assert f64.dtype == "float64"
+    assert f64.losses[0] == pytest.approx(f32.losses[0], rel=1e-6)
+
+
+def test_run_seeds_torch_random_and_numpy_before_drawing():
+    seed_everything(5)
+    expected = (torch.rand(1).item(), random.random(), np.random.rand())
+    reference.run("mlp.dynamic", seed=5, steps=1)
+    seed_everything(5)
+    assert (torch.rand(1).item(), random.random(), np.random.rand()) == expected
+
+
+# --- bad arguments ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: reference.run("mlp.nnn"), r"unknown variant 'mlp.nnn'. Did you mean 'mlp.nn'\?.*Valid choices: .*mlp.numpy"),
+        (lambda: reference.run("mlp.nn", learning_rate=1e-3), r"unknown override 'learning_rate'.*Valid choices: .*lr"),
+        (lambda: reference.run("mlp.nn", steps=0), r"steps must be an integer >= 1"),
+        (lambda: reference.run("mlp.nn", seed=-1), r"seed must be a non-negative integer"),
+        (lambda: reference.run("mlp.nn", threads=0), r"threads must be an integer >= 1"),
+        (lambda: reference.run("mlp.nn", dtype="float16"), r"dtype 'float16' is not supported.*Valid choices: float32, float64"),
+        (lambda: reference.run("poly.numpy", dtype="bfloat16"), r"Valid choices: float64, float32"),
+        (lambda: reference.run("mlp.numpy", device="cuda"), r"cannot run on 'cuda'. Valid choices: cpu"),
+        (lambda: reference.run("mlp.nn", device="tpu"), r"Valid choices: cpu, cuda"),
+        (lambda: reference.run("mlp.module", optimizer="rmsprop"), r"optimizer='rmsprop'.*Valid choices: sgd, adam"),
+        (lambda: reference.run("mlp.nn", lr="fast"), r"lr must be a number"),
+    ],
+)
+def test_bad_arguments_raise_value_error_naming_valid_choices(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_without_a_gpu_says_so():
+    with pytest.raises(ValueError, match=r"CUDA is not available here.*Valid choices: cpu"):
+        reference.run("mlp.nn", device="cuda")
+
+
+def test_documented_deviations_run_as_overrides():
+    assert reference.run("poly.optim", lr=1e-6, steps=2).hyperparameters["lr"] == 1e-6
+    official = reference.run("mlp.module", steps=30, threads=1)
+    seed000 = reference.run("mlp.module", optimizer="adam", steps=30, threads=1)
+    assert seed000.hyperparameters["optimizer"] == "adam"
+    assert official.losses[0] == seed000.losses[0] and official.losses[1:] != seed000.losses[1:]
+
+
+# --- specification facts that need no goldens ----------------------------------------------------
+
+EQUIVALENCES = [
+    (vid, other, tol)
+    for vid, v in reference.VARIANTS.items()
+    for other, tol in v.equivalent_to.items()
+]
+
+
+@pytest.mark.parametrize("vid, other, tol", EQUIVALENCES, ids=[f"{a}=={b}" for a, b, _ in EQUIVALENCES])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_equivalent_variants_give_the_same_trajectory(vid, other, tol, dtype):
+    """specs/variants/<id>.toml [equivalent_to]: rtol = atol = 0 means bit for bit."""
+    a = reference.run(vid, dtype=dtype, threads=1).losses
+    b = reference.run(other, dtype=dtype, threads=1).losses
+    if tol["rtol"] == 0 and tol["atol"] == 0:
+        assert a == b
+    else:
+        np.testing.assert_allclose(a, b, rtol=tol["rtol"], atol=tol["atol"])
+
+
+def _one_step(module, x, y, params, lr):
+    losses = []
+    out = module.train(x, y, *params, lr=lr, steps=1, record=lambda t, loss: losses.append(float(loss)))
+    return losses[0], out
+
+
+def test_numpy_and_torch_two_layer_steps_agree_in_float64_from_the_same_start():
+    seed_everything(0)
+    x, y, w1, w2 = (v.double() for v in mlp_tensor.make(64, 1000, 100, 10).values())
+    lr = reference.VARIANTS["mlp.tensor"].hyperparameters["lr"]
+    np_loss, np_out = _one_step(mlp_numpy, x.numpy(), y.numpy(), [w1.numpy().copy(), w2.numpy().copy()], lr)
+    t_loss, t_out = _one_step(mlp_tensor, x, y, [w1.clone(), w2.clone()], lr)
+    assert np_loss == pytest.approx(t_loss, rel=1e-12)
+    for name in ("w1", "w2"):
+        np.testing.assert_allclose(np_out[name], t_out[name].numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_numpy_and_torch_cubic_steps_agree_in_float64_from_the_same_start():
+    seed_everything(0)
+    d = poly_tensor.make(2000)
+    x, y = d["x"].double(), d["y"].double()
+    coeffs = [d[k].double() for k in "abcd"]
+    lr = reference.VARIANTS["poly.tensor"].hyperparameters["lr"]
+    np_loss, np_out = _one_step(poly_numpy, x.numpy(), y.numpy(), [float(c) for c in coeffs], lr)
+    t_loss, t_out = _one_step(poly_tensor, x, y, [c.clone() for c in coeffs], lr)
+    assert np_loss == pytest.approx(t_loss, rel=1e-12)
+    for k in "abcd":
+        assert float(np_out[k]) == pytest.approx(float(t_out[k]), rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("vid", ALL_IDS)
+def test_loss_decreases_from_first_to_last_step(vid):
+    steps = 3000 if vid == "poly.dynamic" else None  # 30000 steps belong to the slow run
+    losses = reference.run(vid, threads=1, steps=steps).losses
+    assert losses[-1] < losses[0]
