@@ -60,6 +60,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="rewrite the golden trajectories of the selected golden tests (never written otherwise)",
     )
     group.addoption(
+        "--record-trajectories",
+        default=None,
+        metavar="DIR",
+        help="write the trajectories of the session's shared runs (cached_run) to DIR/<worker>.json "
+        "for `python -m reference compare` (tox does this per env)",
+    )
+    group.addoption(
         "--artifacts-dir",
         default=os.environ.get("TES_ARTIFACTS_DIR", "artifacts"),
         help="where failing golden comparisons write their plots and reports (default: artifacts/)",
@@ -91,6 +98,7 @@ DEVICES = [
 DTYPES = ["float32", "float64"]
 
 
+@pytest.hookimpl(trylast=True)  # after explicit parametrisation, so ids end in cpu_float64
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests asking for `device` and/or `dtype` get ids like `cpu_float64`, as in PyTorch."""
     names = [n for n in ("device", "dtype") if n in metafunc.fixturenames]
@@ -139,3 +147,83 @@ def artifacts_dir(request: pytest.FixtureRequest):
     from pathlib import Path
 
     return Path(request.config.getoption("--artifacts-dir"))
+
+
+# --- shared runs ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def cached_run(pytestconfig: pytest.Config):
+    """reference.run memoised for the session (per xdist worker): tests that need the same
+    canonical trajectory share one run. Tests of determinism call reference.run directly.
+    With --record-trajectories DIR, the runs are written to DIR at the end of the session."""
+    import reference
+
+    cache: dict[tuple, object] = {}
+
+    def run(variant_id: str, **kwargs):
+        key = (variant_id, tuple(sorted(kwargs.items())))
+        if key not in cache:
+            cache[key] = reference.run(variant_id, **kwargs)
+        return cache[key]
+
+    yield run
+    _record_trajectories(pytestconfig, list(cache.values()))
+
+
+# --- trajectory recording (tox: results/<env>/ for `python -m reference compare`) ---------------
+
+def _recording_dir(config: pytest.Config):
+    from pathlib import Path
+
+    value = config.getoption("--record-trajectories")
+    return None if value is None else Path(value)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The controller empties DIR of an earlier session's files (one per worker) before any run."""
+    out = _recording_dir(config)
+    if out is not None and not hasattr(config, "workerinput") and out.is_dir():
+        for stale in [*out.glob("gw*.json"), *out.glob("main.json")]:
+            stale.unlink()
+
+
+def _record_trajectories(config: pytest.Config, trajectories: list) -> None:
+    """One file per process (DIR/gw0.json, ... or DIR/main.json), written atomically."""
+    out = _recording_dir(config)
+    if out is None or not trajectories:
+        return
+    from reference.harness import save_trajectories
+
+    worker = config.workerinput["workerid"] if hasattr(config, "workerinput") else "main"
+    save_trajectories(out / f"{worker}.json", trajectories)
+
+
+# --- golden report ---------------------------------------------------------------------------------
+
+GOLDEN_PROPERTY = "golden_verdict"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    verdicts = []
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", None) != "call":
+                continue
+            verdicts += [value for name, value in getattr(report, "user_properties", []) if name == GOLDEN_PROPERTY]
+    if verdicts:
+        terminalreporter.section("golden comparisons")
+        counts = {s: sum(v.split(": ", 1)[1].startswith(s) for v in verdicts) for s in ("exact", "close", "failed", "updated")}
+        terminalreporter.write_line(", ".join(f"{n} {s}" for s, n in counts.items() if n))
+        for line in sorted(verdicts):
+            if ": exact" not in line:
+                terminalreporter.write_line("  " + line)
+    from reference.golden import unused_files
+
+    stray = unused_files()
+    if stray:
+        terminalreporter.section("unused goldens")
+        terminalreporter.write_line(
+            "these golden files match no variant/dtype/seed of specs/golden_policy.toml; delete them or add them to the policy:"
+        )
+        for path in stray:
+            terminalreporter.write_line(f"  {path}")

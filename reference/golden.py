@@ -1,0 +1,164 @@
+"""Golden trajectories: reviewable JSON under specs/goldens/<variant>/<dtype>-seed<N>.json.
+
+Written only on request (pytest --update-goldens), atomically; read with schema checks that name
+the file and what is wrong with it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from .catalogue import load_variants, specs_dir
+from .harness import Trajectory
+from .policy import golden_seeds, golden_steps
+
+SCHEMA = 1
+CANONICAL_THREADS = 1
+CANONICAL_DEVICE = "cpu"
+
+
+class GoldenError(Exception):
+    """A golden file is missing, unreadable or not what it claims to be."""
+
+
+@dataclass(frozen=True)
+class GoldenKey:
+    variant: str
+    dtype: str
+    seed: int
+
+    @property
+    def steps(self) -> int:
+        return golden_steps(self.variant, load_variants()[self.variant].steps)
+
+    @property
+    def path(self) -> Path:
+        return goldens_dir() / self.variant / f"{self.dtype}-seed{self.seed}.json"
+
+    def __str__(self) -> str:
+        return f"{self.variant}-{self.dtype}-seed{self.seed}"
+
+
+def goldens_dir() -> Path:
+    return specs_dir() / "goldens"
+
+
+def all_keys(families: tuple[str, ...] | None = None) -> Iterator[GoldenKey]:
+    """Every golden the policy says should exist."""
+    for vid, variant in load_variants().items():
+        if families is not None and variant.family not in families:
+            continue
+        for dtype in variant.dtypes:
+            for seed in golden_seeds(vid):
+                yield GoldenKey(vid, dtype, seed)
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": CANONICAL_THREADS,
+    }
+
+
+def write(key: GoldenKey, trajectory: Trajectory) -> Path:
+    """Write atomically: a temp file in the same directory, then rename over the target."""
+    if (trajectory.variant, trajectory.dtype, trajectory.seed, trajectory.device) != (
+        key.variant, key.dtype, key.seed, CANONICAL_DEVICE
+    ):
+        raise ValueError(f"trajectory {trajectory.variant}/{trajectory.dtype}/seed {trajectory.seed} "
+                         f"on {trajectory.device} does not belong in golden {key}")
+    payload = {
+        "schema": SCHEMA,
+        "variant": key.variant,
+        "dtype": key.dtype,
+        "seed": key.seed,
+        "device": CANONICAL_DEVICE,
+        "steps": len(trajectory.losses),
+        "hyperparameters": trajectory.hyperparameters,
+        "environment": environment(),
+        "losses": [repr(x) if not np.isfinite(x) else x for x in trajectory.losses],
+        "final_params": _params_record(trajectory.params),
+    }
+    path = key.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=0)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+SMALL_PARAM = 16  # parameters up to this many numbers are stored whole; larger ones as a summary
+
+
+def _params_record(params: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Reviewable final parameters: the values of small ones, shape / sum / norm of large ones."""
+    out: dict[str, Any] = {}
+    for name, p in params.items():
+        p = p.detach().double()
+        if p.numel() <= SMALL_PARAM:
+            out[name] = p.flatten().tolist()
+        else:
+            out[name] = {"shape": list(p.shape), "sum": p.sum().item(), "norm": p.norm().item()}
+    return out
+
+
+REQUIRED = {"schema": int, "variant": str, "dtype": str, "seed": int, "steps": int, "losses": list,
+            "environment": dict, "hyperparameters": dict}
+
+
+def read(key: GoldenKey) -> dict[str, Any]:
+    path = key.path
+    if not path.exists():
+        raise GoldenError(f"missing golden {path}")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GoldenError(f"corrupt golden {path}: not readable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise GoldenError(f"corrupt golden {path}: top level is {type(data).__name__}, expected an object")
+    problems = [f"'{k}' missing" for k in REQUIRED if k not in data]
+    problems += [f"'{k}' is {type(data[k]).__name__}, expected {t.__name__}"
+                 for k, t in REQUIRED.items() if k in data and not isinstance(data[k], t)]
+    if not problems:
+        if data["schema"] != SCHEMA:
+            problems.append(f"schema {data['schema']}, this code reads schema {SCHEMA}")
+        for field, want in (("variant", key.variant), ("dtype", key.dtype), ("seed", key.seed)):
+            if data[field] != want:
+                problems.append(f"{field} is {data[field]!r}, expected {want!r} for this file name")
+        if len(data["losses"]) != data["steps"]:
+            problems.append(f"{len(data['losses'])} losses but steps = {data['steps']}")
+        try:
+            data["losses"] = [float(x) for x in data["losses"]]
+        except (TypeError, ValueError):
+            problems.append("losses must all be numbers")
+    if problems:
+        raise GoldenError(f"wrong-schema golden {path}: " + "; ".join(problems))
+    return data
+
+
+def unused_files() -> list[Path]:
+    """Golden files on disk that no policy key names."""
+    expected = {k.path.resolve() for k in all_keys()}
+    root = goldens_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.rglob("*.json") if p.resolve() not in expected)

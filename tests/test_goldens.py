@@ -1,0 +1,88 @@
+"""Golden loss trajectories: every variant, both dtypes, recorded on the CPU at one thread.
+
+A CUDA run starts from the same numbers as the CPU run and is judged against the same CPU goldens
+under the CUDA rows of specs/golden_policy.toml.
+"""
+from __future__ import annotations
+
+import pytest
+
+from conftest import GOLDEN_PROPERTY
+from reference import golden, policy
+from reference.golden import CANONICAL_THREADS, GoldenError, GoldenKey
+
+pytestmark = pytest.mark.golden
+
+VARIANT_SEEDS = sorted({(k.variant, k.seed) for k in golden.all_keys()})
+
+
+def _update_command(nodeid: str) -> str:
+    return f'pytest "{nodeid}" --update-goldens'
+
+
+def _artifact_report(artifacts_dir, key: GoldenKey, device: str, verdict, now, gold, gold64) -> str:
+    stem = f"{key}-{device.replace(':', '')}"
+    report = artifacts_dir / "goldens" / f"{stem}.txt"
+    curves = {"golden": gold, "now": now}
+    if gold64 is not None and key.dtype != "float64":
+        curves["float64 golden"] = gold64
+    png = artifacts_dir / "goldens" / f"{stem}.png"
+    wrote_png = policy.plot_comparison(png, f"{key} on {device}", curves, "golden")
+    text = "\n".join([
+        verdict.summary(),
+        "",
+        policy.checkpoint_table(now, gold, first_bad=verdict.first_bad_step),
+    ])
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(text + "\n")
+    where = f"plot: {png}" if wrote_png else "no plot (pip install matplotlib for one)"
+    return f"{text}\n\nreport: {report}; {where}"
+
+
+@pytest.mark.parametrize("variant_id, seed", VARIANT_SEEDS, ids=[f"{v}-seed{s}" for v, s in VARIANT_SEEDS])
+def test_golden_trajectory(variant_id, seed, device, dtype, request, artifacts_dir, cached_run):
+    key = GoldenKey(variant_id, dtype, seed)
+    variant = __import__("reference").VARIANTS[variant_id]
+    if dtype not in variant.dtypes:
+        pytest.skip(f"{variant_id} has no {dtype} variant")
+    if device not in variant.devices:
+        pytest.skip(f"{variant_id} runs on {', '.join(variant.devices)} only")
+    updating = request.config.getoption("--update-goldens")
+    if updating:
+        if device != golden.CANONICAL_DEVICE:
+            pytest.skip("goldens are recorded on the CPU; --update-goldens leaves CUDA tests alone")
+        fresh = cached_run(variant_id, seed=seed, dtype=dtype, steps=key.steps, threads=CANONICAL_THREADS)
+        path = golden.write(key, fresh)
+        request.node.user_properties.append((GOLDEN_PROPERTY, f"{key} cpu: updated {path}"))
+        return
+    try:
+        gold = golden.read(key)
+        gold64 = golden.read(GoldenKey(variant_id, "float64", seed))["losses"] if dtype != "float64" else None
+    except GoldenError as exc:
+        hint = f"\ncreate or refresh it with: {_update_command(request.node.nodeid)}" if "missing" in str(exc) else ""
+        pytest.fail(f"{exc}{hint}", pytrace=False)
+
+    now = cached_run(variant_id, seed=seed, dtype=dtype, device=device, steps=key.steps, threads=CANONICAL_THREADS)
+    verdict = policy.compare(variant_id, dtype, now.losses, gold["losses"], device=device, golden64=gold64)
+    request.node.user_properties.append((GOLDEN_PROPERTY, verdict.summary()))
+    if not verdict.ok:
+        pytest.fail(
+            f"golden mismatch for {key} on {device}\n"
+            + _artifact_report(artifacts_dir, key, device, verdict, now.losses, gold["losses"], gold64),
+            pytrace=False,
+        )
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("variant_id", [v for v, s in VARIANT_SEEDS if s == 0 and not v.endswith(".numpy")])
+def test_cuda_run_matches_cpu_run_from_the_same_start(variant_id, dtype, cached_run):
+    """The two devices directly, same seed and start, under the CUDA rows of the policy."""
+    steps = GoldenKey(variant_id, dtype, 0).steps
+    cpu = cached_run(variant_id, dtype=dtype, steps=steps, threads=CANONICAL_THREADS)
+    cuda = cached_run(variant_id, dtype=dtype, steps=steps, device="cuda", threads=CANONICAL_THREADS)
+    assert cpu.losses[0] == pytest.approx(cuda.losses[0], rel=policy.rule_for(variant_id, dtype, "cuda").tolerance.rtol)
+    cpu64 = cached_run(variant_id, dtype="float64", steps=steps, threads=CANONICAL_THREADS).losses
+    verdict = policy.compare(variant_id, dtype, cuda.losses, cpu.losses, device="cuda", golden64=cpu64)
+    assert verdict.ok, verdict.summary()
+    assert cuda.tf32 is False
