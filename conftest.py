@@ -157,11 +157,14 @@ def cached_run(pytestconfig: pytest.Config):
     canonical trajectory share one run. Tests of determinism call reference.run directly.
     With --record-trajectories DIR, the runs are written to DIR at the end of the session."""
     import reference
+    from reference.harness import plan
 
     cache: dict[tuple, object] = {}
 
     def run(variant_id: str, **kwargs):
-        key = (variant_id, tuple(sorted(kwargs.items())))
+        p = plan(variant_id, **kwargs)  # resolved, so that equal runs spelled differently share a key
+        key = (p.variant.id, p.seed, str(p.device), p.dtype, p.steps, p.threads,
+               tuple(sorted(p.hyperparameters.items())))
         if key not in cache:
             cache[key] = reference.run(variant_id, **kwargs)
         return cache[key]

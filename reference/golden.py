@@ -47,8 +47,13 @@ class GoldenKey:
         return f"{self.variant}-{self.dtype}-seed{self.seed}"
 
 
+GOLDENS_DIR_ENV = "TES_GOLDENS_DIR"
+
+
 def goldens_dir() -> Path:
-    return specs_dir() / "goldens"
+    """specs/goldens, unless TES_GOLDENS_DIR points elsewhere (the plugin's own tests use that)."""
+    override = os.environ.get(GOLDENS_DIR_ENV)
+    return Path(override) if override else specs_dir() / "goldens"
 
 
 def all_keys(families: tuple[str, ...] | None = None) -> Iterator[GoldenKey]:

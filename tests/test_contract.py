@@ -10,6 +10,7 @@ import torch
 
 import reference
 from reference.harness import seed_everything
+from reference.policy import golden_steps
 from reference.variants import mlp_numpy, mlp_tensor, poly_numpy, poly_tensor
 
 ALL_IDS = list(reference.VARIANTS)
@@ -131,10 +132,10 @@ EQUIVALENCES = [
 
 @pytest.mark.parametrize("vid, other, tol", EQUIVALENCES, ids=[f"{a}=={b}" for a, b, _ in EQUIVALENCES])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_equivalent_variants_give_the_same_trajectory(vid, other, tol, dtype):
+def test_equivalent_variants_give_the_same_trajectory(vid, other, tol, dtype, cached_run):
     """specs/variants/<id>.toml [equivalent_to]: rtol = atol = 0 means bit for bit."""
-    a = reference.run(vid, dtype=dtype, threads=1).losses
-    b = reference.run(other, dtype=dtype, threads=1).losses
+    a = cached_run(vid, dtype=dtype, steps=reference.VARIANTS[vid].steps, threads=1).losses
+    b = cached_run(other, dtype=dtype, steps=reference.VARIANTS[other].steps, threads=1).losses
     if tol["rtol"] == 0 and tol["atol"] == 0:
         assert a == b
     else:
@@ -172,7 +173,9 @@ def test_numpy_and_torch_cubic_steps_agree_in_float64_from_the_same_start():
 
 
 @pytest.mark.parametrize("vid", ALL_IDS)
-def test_loss_decreases_from_first_to_last_step(vid):
-    steps = 3000 if vid == "poly.dynamic" else None  # 30000 steps belong to the slow run
-    losses = reference.run(vid, threads=1, steps=steps).losses
+def test_loss_decreases_from_first_to_last_step(vid, cached_run):
+    # the golden length (poly.dynamic: 3000 of its 30000 steps; all of them under -m slow)
+    steps = golden_steps(vid, reference.VARIANTS[vid].steps)
+    dtype = reference.VARIANTS[vid].default_dtype
+    losses = cached_run(vid, dtype=dtype, steps=steps, threads=1).losses
     assert losses[-1] < losses[0]

@@ -1,0 +1,124 @@
+"""The golden machinery itself: reading, writing, the update flag, and the CUDA policy switches."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from reference import golden, policy
+from reference.golden import GOLDENS_DIR_ENV, GoldenError, GoldenKey
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = GoldenKey("poly.nn", "float64", 0)
+NODE = "tests/test_goldens.py::test_golden_trajectory[poly.nn-seed0-cpu_float64]"
+
+
+@pytest.fixture
+def golden_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv(GOLDENS_DIR_ENV, str(tmp_path))
+    return tmp_path
+
+
+def _pytest(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """A separate pytest session on this suite (xdist and CI-only settings off)."""
+    env = {**os.environ, **(env or {})}
+    env.pop("PYTEST_ADDOPTS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-q", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+def test_write_then_read_round_trips_losses_and_environment(golden_dir, cached_run):
+    t = cached_run("poly.nn", dtype="float64", steps=KEY.steps, threads=1)
+    path = golden.write(KEY, t)
+    assert path == golden_dir / "poly.nn" / "float64-seed0.json"
+    data = golden.read(KEY)
+    assert data["losses"] == t.losses
+    assert data["environment"]["torch"] == torch.__version__ and data["environment"]["threads"] == 1
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]  # temp file renamed away
+
+
+def test_write_refuses_a_trajectory_of_another_key(golden_dir, cached_run):
+    t = cached_run("poly.nn", dtype="float32", steps=KEY.steps, threads=1)
+    with pytest.raises(ValueError, match="does not belong in golden"):
+        golden.write(KEY, t)
+
+
+def test_missing_golden_names_the_file(golden_dir):
+    with pytest.raises(GoldenError, match=r"missing golden .*poly.nn/float64-seed0.json"):
+        golden.read(KEY)
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("{not json", "not readable JSON"),
+        ("[1, 2]", "top level is list"),
+        (json.dumps({"schema": 1}), "'variant' missing"),
+        (json.dumps({"schema": 9, "variant": "poly.nn", "dtype": "float64", "seed": 0, "steps": 1,
+                     "losses": [1.0], "environment": {}, "hyperparameters": {}}), "schema 9"),
+        (json.dumps({"schema": 1, "variant": "poly.nn", "dtype": "float32", "seed": 0, "steps": 1,
+                     "losses": [1.0], "environment": {}, "hyperparameters": {}}), "dtype is 'float32'"),
+        (json.dumps({"schema": 1, "variant": "poly.nn", "dtype": "float64", "seed": 0, "steps": 3,
+                     "losses": [1.0], "environment": {}, "hyperparameters": {}}), "1 losses but steps = 3"),
+    ],
+)
+def test_corrupt_or_wrong_schema_golden_names_path_and_problem(golden_dir, content, problem):
+    KEY.path.parent.mkdir(parents=True)
+    KEY.path.write_text(content)
+    with pytest.raises(GoldenError, match=str(KEY.path)) as info:
+        golden.read(KEY)
+    assert problem in str(info.value)
+
+
+def test_unused_golden_files_are_listed(golden_dir):
+    stray = golden_dir / "mlp.nn" / "float32-seed7.json"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("{}")
+    assert golden.unused_files() == [stray]
+
+
+def test_update_flow_missing_fails_with_command_then_update_writes_only_the_selected(golden_dir):
+    env = {GOLDENS_DIR_ENV: str(golden_dir)}
+    first = _pytest(NODE, env=env)
+    assert first.returncode == 1
+    assert "missing golden" in first.stdout and f'pytest "{NODE}" --update-goldens' in first.stdout
+    assert not any(golden_dir.rglob("*.json"))  # no flag, nothing written
+
+    update = _pytest(NODE, "--update-goldens", env=env)
+    assert update.returncode == 0, update.stdout[-2000:]
+    assert sorted(p.relative_to(golden_dir) for p in golden_dir.rglob("*.json")) == [Path("poly.nn/float64-seed0.json")]
+
+    again = _pytest(NODE, env=env)
+    assert again.returncode == 0 and "1 exact" in again.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour on a machine without a GPU")
+def test_require_cuda_without_gpu_fails_at_once_with_one_line():
+    result = _pytest("-m", "cuda", "--require-cuda", "tests/test_goldens.py")
+    assert result.returncode == 3
+    lines = [l for l in (result.stdout + result.stderr).splitlines() if "--require-cuda" in l]
+    assert lines and "CUDA not available" in lines[0] and "cannot run here" in lines[0]
+
+
+def test_marker_cuda_selects_exactly_the_cuda_tests():
+    result = _pytest("-m", "cuda", "--collect-only", "tests/test_goldens.py")
+    ids = [l for l in result.stdout.splitlines() if "::" in l]
+    assert ids and all("cuda" in i for i in ids)
+    assert not [i for i in ids if "[cpu" in i or "-cpu_" in i]
+
+
+def test_policy_reports_exact_close_and_failed():
+    gold = [100.0, 50.0, 25.0]
+    assert policy.compare("poly.nn", "float64", gold, gold).status == policy.EXACT
+    close = policy.compare("poly.nn", "float64", [100.0, 50.0, 25.0 * (1 + 1e-9)], gold)
+    assert close.status == policy.CLOSE and close.max_rel_error_step == 2
+    failed = policy.compare("poly.nn", "float64", [100.0, 50.0 * (1 + 1e-3), 25.0], gold)
+    assert failed.status == policy.FAILED and failed.first_bad_step == 1
+    assert "step 1" in failed.summary()
