@@ -66,6 +66,12 @@ def _print_table(trajectories: list[Trajectory]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
+def _mnist_root(cli_value: str | None) -> str:
+    from .mnist import resolve_root
+
+    return resolve_root(cli_value)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     variants = load_variants()
     if args.all and args.ids:
@@ -78,6 +84,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.out is not None and Path(args.out).exists() and not args.overwrite:
         raise UsageError(f"--out {args.out} exists; pass --overwrite to replace it")
     overrides_by_id = {vid: dict(_parse_override(s, vid) for s in args.set) for vid in ids}
+    for vid in ids:
+        if lookup(vid).family == "mnist":
+            overrides_by_id[vid].setdefault("data_root", _mnist_root(args.mnist_root))
     run_args = dict(seed=args.seed, device=args.device, dtype=args.dtype, steps=args.steps, threads=args.threads)
     for vid in ids:
         plan(vid, **run_args, **overrides_by_id[vid])  # every argument checked before the first run
@@ -95,6 +104,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                     print(t, loss)
 
         trajectories.append(execute(vid, on_step=on_step, **run_args, **overrides_by_id[vid]))
+        if lookup(vid).family == "mnist" and not show_progress_bar:
+            from .mnist import run_report
+
+            print(run_report(trajectories[-1]))
     if show_progress_bar:
         _progress_bar(len(ids), len(ids), "done")
     print()
@@ -122,7 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--dtype", default=None, help="float32 or float64 (default: the tutorial's own)")
     p_run.add_argument("--seed", type=int, default=0, help="seed for torch, random and NumPy (default: 0)")
     p_run.add_argument("--steps", type=int, default=None, help="number of steps (default: the tutorial's)")
-    p_run.add_argument("--threads", type=int, default=None, help="torch thread count for the run")
+    p_run.add_argument("--threads", type=int, default=1,
+                       help="torch thread count for the run (default: 1, the goldens' setting; "
+                            "more threads never help at these sizes)")
+    p_run.add_argument("--mnist-root", default=None, metavar="DIR",
+                       help="directory of the MNIST IDX files for mnist.* variants "
+                            "(default: $MNIST_ROOT, else the embedded digits)")
     p_run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                        help="override a hyperparameter, e.g. --set lr=1e-6 (repeatable)")
     p_run.add_argument("--out", default=None, metavar="FILE.json", help="write the trajectories as JSON")
