@@ -113,7 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print()
     _print_table(trajectories)
     if args.out is not None:
-        save_trajectories(args.out, trajectories)
+        save_trajectories(args.out, trajectories, overwrite=args.overwrite)
         print(f"\nwrote {len(trajectories)} trajectories to {args.out}")
     return 0
 
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, ValueError) as exc:
+    except (UsageError, ValueError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. piped into head

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from .catalogue import load_variants, specs_dir
+from .files import atomic_write
 from .harness import Trajectory
 from .policy import golden_seeds, golden_steps
 
@@ -98,16 +98,8 @@ def write(key: GoldenKey, trajectory: Trajectory) -> Path:
     }
     path = key.path
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=0)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    text = json.dumps(payload, indent=0) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()), overwrite=True)
     return path
 
 

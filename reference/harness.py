@@ -330,22 +330,14 @@ def run(
     )
 
 
-def save_trajectories(path: Any, trajectories: list[Trajectory]) -> None:
+def save_trajectories(path: Any, trajectories: list[Trajectory], *, overwrite: bool = True) -> None:
     """Write trajectories as JSON, atomically (temp file + rename)."""
     from pathlib import Path
-    import os
-    import tempfile
+
+    from .files import atomic_write
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     payload = {"schema": 1, "trajectories": [t.to_json_dict() for t in trajectories]}
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    text = json.dumps(payload, indent=1) + "\n"
+    atomic_write(target, lambda f: f.write(text.encode()), overwrite=overwrite)

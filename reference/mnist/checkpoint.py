@@ -14,7 +14,7 @@ from typing import Any, Mapping, TypeVar
 
 import torch
 
-from .files import atomic_write
+from ..files import atomic_write
 
 M = TypeVar("M", bound=torch.nn.Module)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write
+from ..files import atomic_write
 
 # type code -> dtype of the values as stored (big-endian)
 TYPE_CODES = {
