@@ -174,8 +174,10 @@ def test_numpy_and_torch_cubic_steps_agree_in_float64_from_the_same_start():
 
 @pytest.mark.parametrize("vid", ALL_IDS)
 def test_loss_decreases_from_first_to_last_step(vid, cached_run):
-    # the golden length (poly.dynamic: 3000 of its 30000 steps; all of them under -m slow)
-    steps = golden_steps(vid, reference.VARIANTS[vid].steps)
-    dtype = reference.VARIANTS[vid].default_dtype
-    losses = cached_run(vid, dtype=dtype, steps=steps, threads=1).losses
-    assert losses[-1] < losses[0]
+    variant = reference.VARIANTS[vid]
+    # per-batch losses (mnist) are noisy: compare the first and last epoch's means
+    window = int(variant.claims.get("loss_decrease_window", 1))
+    # the golden length for mlp/poly (poly.dynamic: 3000 of its 30000 steps), the full run otherwise
+    steps = golden_steps(vid, variant.steps) if window == 1 else variant.steps
+    losses = cached_run(vid, dtype=variant.default_dtype, steps=steps, threads=1).losses
+    assert np.mean(losses[-window:]) < np.mean(losses[:window])
