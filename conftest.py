@@ -37,7 +37,7 @@ settings.register_profile(
 settings.register_profile(
     "thorough", max_examples=500, phases=list(Phase), **_common
 )
-settings.load_profile("ci" if os.environ.get("CI") else "dev")
+settings.load_profile("ci" if os.environ.get("CI", "").lower() not in ("", "0", "false") else "dev")
 
 # --- options -----------------------------------------------------------------------------------
 
@@ -183,7 +183,11 @@ def _recording_dir(config: pytest.Config):
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """The controller empties DIR of an earlier session's files (one per worker) before any run."""
+    """One torch thread per test process; the controller empties the recording DIR of an earlier
+    session's files (one per worker) before any run."""
+    # Runs that name threads= get them; the rest use one thread: at these sizes 2 threads never
+    # help, and two xdist workers with 2 threads each on 2 cores stall (benchmarks/bench_gate.py).
+    torch.set_num_threads(1)
     out = _recording_dir(config)
     if out is not None and not hasattr(config, "workerinput") and out.is_dir():
         for stale in [*out.glob("gw*.json"), *out.glob("main.json")]:
@@ -195,10 +199,10 @@ def _record_trajectories(config: pytest.Config, trajectories: list) -> None:
     out = _recording_dir(config)
     if out is None or not trajectories:
         return
-    from reference.harness import save_trajectories
+    from reference.compare import save_results
 
     worker = config.workerinput["workerid"] if hasattr(config, "workerinput") else "main"
-    save_trajectories(out / f"{worker}.json", trajectories)
+    save_results(out / f"{worker}.json", trajectories)
 
 
 # --- golden report ---------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "threads": CANONICAL_THREADS,
+        "threads": CANONICAL_THREADS,  # torch intra-op and NumPy BLAS alike
     }
 
 

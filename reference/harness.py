@@ -152,14 +152,22 @@ def seed_everything(seed: int) -> None:
 
 @contextlib.contextmanager
 def thread_count(threads: int | None) -> Iterator[int]:
+    """torch's intra-op threads and NumPy's BLAS threads for the run, restored afterwards.
+
+    NumPy's BLAS counts too: two OpenBLAS threads change mlp.numpy's bits (and run it ~25x slower).
+    """
     before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield torch.get_num_threads()
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
+    with contextlib.ExitStack() as stack:
+        if threads is not None:
+            torch.set_num_threads(threads)
+            from threadpoolctl import threadpool_limits
+
+            stack.enter_context(threadpool_limits(limits=threads, user_api="blas"))
+        try:
+            yield torch.get_num_threads()
+        finally:
+            if torch.get_num_threads() != before:
+                torch.set_num_threads(before)
 
 
 @contextlib.contextmanager

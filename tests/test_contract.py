@@ -11,7 +11,6 @@ import torch
 import reference
 from reference.harness import seed_everything
 from reference.policy import golden_steps
-from reference.variants import mlp_numpy, mlp_tensor, poly_numpy, poly_tensor
 
 ALL_IDS = list(reference.VARIANTS)
 SHORT = 20  # steps: enough to exercise every line of a loop, cheap enough for every variant
@@ -142,34 +141,7 @@ def test_equivalent_variants_give_the_same_trajectory(vid, other, tol, dtype, ca
         np.testing.assert_allclose(a, b, rtol=tol["rtol"], atol=tol["atol"])
 
 
-def _one_step(module, x, y, params, lr):
-    losses = []
-    out = module.train(x, y, *params, lr=lr, steps=1, record=lambda t, loss: losses.append(float(loss)))
-    return losses[0], out
-
-
-def test_numpy_and_torch_two_layer_steps_agree_in_float64_from_the_same_start():
-    seed_everything(0)
-    x, y, w1, w2 = (v.double() for v in mlp_tensor.make(64, 1000, 100, 10).values())
-    lr = reference.VARIANTS["mlp.tensor"].hyperparameters["lr"]
-    np_loss, np_out = _one_step(mlp_numpy, x.numpy(), y.numpy(), [w1.numpy().copy(), w2.numpy().copy()], lr)
-    t_loss, t_out = _one_step(mlp_tensor, x, y, [w1.clone(), w2.clone()], lr)
-    assert np_loss == pytest.approx(t_loss, rel=1e-12)
-    for name in ("w1", "w2"):
-        np.testing.assert_allclose(np_out[name], t_out[name].numpy(), rtol=1e-12, atol=1e-12)
-
-
-def test_numpy_and_torch_cubic_steps_agree_in_float64_from_the_same_start():
-    seed_everything(0)
-    d = poly_tensor.make(2000)
-    x, y = d["x"].double(), d["y"].double()
-    coeffs = [d[k].double() for k in "abcd"]
-    lr = reference.VARIANTS["poly.tensor"].hyperparameters["lr"]
-    np_loss, np_out = _one_step(poly_numpy, x.numpy(), y.numpy(), [float(c) for c in coeffs], lr)
-    t_loss, t_out = _one_step(poly_tensor, x, y, [c.clone() for c in coeffs], lr)
-    assert np_loss == pytest.approx(t_loss, rel=1e-12)
-    for k in "abcd":
-        assert float(np_out[k]) == pytest.approx(float(t_out[k]), rel=1e-12, abs=1e-12)
+# The NumPy and torch variants from the same float64 start: tests/test_equivalences.py.
 
 
 @pytest.mark.parametrize("vid", ALL_IDS)
