@@ -157,17 +157,18 @@ def thread_count(threads: int | None) -> Iterator[int]:
     NumPy's BLAS counts too: two OpenBLAS threads change mlp.numpy's bits (and run it ~25x slower).
     """
     before = torch.get_num_threads()
-    with contextlib.ExitStack() as stack:
-        if threads is not None:
-            torch.set_num_threads(threads)
-            from threadpoolctl import threadpool_limits
+    try:
+        with contextlib.ExitStack() as stack:
+            if threads is not None:
+                from threadpoolctl import threadpool_limits
 
-            stack.enter_context(threadpool_limits(limits=threads, user_api="blas"))
-        try:
+                stack.enter_context(threadpool_limits(limits=threads, user_api="blas"))
+                torch.set_num_threads(threads)
             yield torch.get_num_threads()
-        finally:
-            if torch.get_num_threads() != before:
-                torch.set_num_threads(before)
+    finally:
+        # after threadpoolctl's own restore, which may touch the MKL that torch shares
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
