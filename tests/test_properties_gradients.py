@@ -29,6 +29,7 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 
 from reference.catalogue import load_toml
+from reference.torch_facts import clamp_passes_gradient_at_zero
 from reference.harness import full_precision_matmul, thread_count
 from reference.variants import mlp_numpy, mlp_tensor, poly_numpy, poly_tensor
 
@@ -160,6 +161,17 @@ class _Pinned(torch.autograd.Function):
         return grad_output, None
 
 
+def tutorial_relu(h: torch.Tensor) -> torch.Tensor:
+    """clamp(min=0), with the gradient at exactly 0 that the hand-written backward uses (passed).
+
+    Up to torch 2.13 that is clamp's own autograd; torch 2.14 blocks clamp's gradient at 0
+    (specs/torch_behaviour.toml), so there the same subgradient is spelled with where().
+    """
+    if clamp_passes_gradient_at_zero():
+        return h.clamp(min=0)
+    return torch.where(h >= 0, h, torch.zeros_like(h))
+
+
 def leaf(array: np.ndarray, device="cpu") -> torch.Tensor:
     return torch.from_numpy(np.array(array)).to(device).requires_grad_(True)
 
@@ -177,12 +189,12 @@ def test_mlp_numpy_manual_backward_equals_autograd(dtype, data):
     y_pred = h_relu.dot(w2)
     grad_w1, grad_w2 = mlp_numpy.backward(x, y, w1, w2, h, h_relu, y_pred)
 
-    # autograd through the same graph (clamp, as the tutorial's torch programs), at NumPy's values
+    # autograd through the same graph (the tutorial's ReLU, see tutorial_relu), at NumPy's values
     tx, ty, tw1, tw2 = (torch.from_numpy(v) for v in (x, y, w1, w2))
     tw1.requires_grad_(True)
     tw2.requires_grad_(True)
     th = _Pinned.apply(tx.mm(tw1), torch.from_numpy(h))
-    ty_pred = _Pinned.apply(th.clamp(min=0).mm(tw2), torch.from_numpy(y_pred))
+    ty_pred = _Pinned.apply(tutorial_relu(th).mm(tw2), torch.from_numpy(y_pred))
     loss = (ty_pred - ty).pow(2).sum()
     auto_w1, auto_w2 = torch.autograd.grad(loss, (tw1, tw2))
 
@@ -201,7 +213,7 @@ def test_mlp_tensor_manual_backward_equals_autograd(device, dtype, data):
         w1, w2 = (leaf(case[k], dev) for k in ("w1", "w2"))
         # mlp.tensor's forward pass, recorded by autograd this time
         h = x.mm(w1)
-        h_relu = h.clamp(min=0)
+        h_relu = tutorial_relu(h)
         y_pred = h_relu.mm(w2)
         loss = (y_pred - y).pow(2).sum()
         auto_w1, auto_w2 = torch.autograd.grad(loss, (w1, w2))
