@@ -1,0 +1,376 @@
+"""python -m reference compare DIR [DIR ...]: recorded trajectories side by side, judged by the policy.
+
+Each DIR holds results files in the save_trajectories format ({"schema": 1, "trajectories": [...]}),
+for instance results/torch213/ as `tox -e torch213` writes it (`pytest --record-trajectories DIR`:
+one file per pytest worker, the final parameters kept as digests); a single results FILE.json
+(from `python -m reference run --out`) works too. The output is a matrix:
+
+  rows     one run: variant, dtype, seed (and steps or hyperparameters where they are not the defaults)
+  columns  one per results DIR and device (results/torch214 recorded on cpu and cuda gives two)
+  cells    the first column is the baseline; every other cell is judged against it with
+           reference.policy.compare, exactly as the golden tests judge a run against its golden:
+             exact            losses and final parameters bitwise equal
+             close 3.1e-07    within the policy; the largest relative loss difference
+             close *          losses bitwise equal, final parameters not
+             DIVERGED @43 1.6e-02   beyond the policy: the first step outside it, the largest difference
+             -                this column has no such run
+
+For a float32 (or CUDA) cell the policy also measures the run's distance from the float64 trajectory
+of the same start; that is the baseline column's float64 run of the variant and seed (as the golden
+tests use the float64 golden), or failing that the cell's own column's.
+
+A PNG of the loss curves and their relative differences is written for every row with a cell that is
+not exact. Exit status: 0 nothing diverged, 1 something diverged, 2 bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from . import policy
+from .catalogue import load_variants
+from .files import atomic_write
+from .cli import UsageError
+from .harness import Trajectory, _json_float
+
+DEFAULT_PLOTS = Path("artifacts") / "compare"
+
+
+@dataclass(frozen=True, order=True)
+class RowKey:
+    """What makes two trajectories comparable: the same run asked for on another version or device."""
+
+    variant: str
+    dtype: str
+    seed: int
+    steps: int
+    hyperparameters: str  # canonical JSON
+
+    def label(self) -> str:
+        text = f"{self.variant} {self.dtype} seed {self.seed}"
+        variants = load_variants()
+        v = variants.get(self.variant)
+        if v is None or self.steps != v.steps:
+            text += f" {self.steps} steps"
+        if v is not None:
+            defaults = {k: val for k, val in v.hyperparameters.items() if k != "steps"}
+            changed = {k: val for k, val in json.loads(self.hyperparameters).items() if defaults.get(k) != val}
+            text += "".join(f" {k}={val}" for k, val in sorted(changed.items()))
+        return text
+
+    def float64(self) -> "RowKey":
+        return RowKey(self.variant, "float64", self.seed, self.steps, self.hyperparameters)
+
+    def file_stem(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.=-]+", "_", self.label().replace(" seed ", "-seed").replace(" ", "-"))
+
+
+def row_key(t: Trajectory) -> RowKey:
+    return RowKey(t.variant, t.dtype, t.seed, t.steps, json.dumps(t.hyperparameters, sort_keys=True))
+
+
+@dataclass
+class Source:
+    """One DIR (or FILE) given on the command line."""
+
+    path: Path
+    label: str
+    runs: dict[tuple[RowKey, str], Trajectory] = field(default_factory=dict)  # (row, device) -> run
+    digests: dict[tuple[RowKey, str], dict[str, str]] = field(default_factory=dict)  # of the final params
+    problems: list[str] = field(default_factory=list)  # disagreements inside this source
+
+    @property
+    def devices(self) -> list[str]:
+        found = {device for _, device in self.runs}
+        return sorted(found, key=lambda d: (d != "cpu", d))
+
+    def environment(self) -> str:
+        runs = list(self.runs.values())
+        torch_versions = sorted({t.torch_version for t in runs})
+        numpy_versions = sorted({t.numpy_version for t in runs})
+        caps = sorted({t.cpu_capability for t in runs})
+        threads = sorted({t.threads for t in runs})
+        return (f"torch {', '.join(torch_versions)}; numpy {', '.join(numpy_versions)}; "
+                f"cpu {', '.join(caps)}; threads {', '.join(map(str, threads))}; {len(runs)} runs")
+
+
+@dataclass(frozen=True)
+class Column:
+    source: Source
+    device: str
+    label: str
+
+
+# --- reading -----------------------------------------------------------------------------------------
+
+def _results_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.glob("*.json") if not p.name.startswith("."))
+        if not files:
+            raise UsageError(f"{path}: no results (*.json) in this directory")
+        return files
+    if path.is_file():
+        return [path]
+    raise UsageError(f"{path}: no such directory or file")
+
+
+def params_digest(params: dict[str, torch.Tensor]) -> dict[str, str]:
+    """name -> "shape sha256" of the values as float64 (exact for float32 and float64 params, so a
+    digest of a run equals the digest of its JSON round trip)."""
+    out = {}
+    for name, value in params.items():
+        array = value.detach().to("cpu", torch.float64).contiguous().numpy()
+        out[name] = f"{list(array.shape)} {hashlib.sha256(array.tobytes()).hexdigest()}"
+    return out
+
+
+def save_results(path: Path, trajectories: list[Trajectory]) -> None:
+    """A results file for compare, atomically: the save_trajectories format, except that the final
+    parameters are kept as digests ("params_sha256"; "params" is empty). A tox env records ~60 runs,
+    MNIST's with 670k parameters each: in full that is 150 MB of JSON an env, as digests ~2 MB."""
+    entries = []
+    for t in trajectories:
+        d = {name: getattr(t, name) for name in Trajectory.__dataclass_fields__ if name != "params"}
+        d["losses"] = [_json_float(x) for x in t.losses]
+        d["params"] = {}
+        d["param_shapes"] = {k: list(v.shape) for k, v in t.params.items()}
+        d["params_sha256"] = params_digest(t.params)
+        entries.append(d)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"schema": 1, "trajectories": entries}, indent=1) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()), overwrite=True)
+
+
+def _read_file(path: Path) -> list[tuple[Trajectory, dict[str, str]]]:
+    """The trajectories of a results file, each with the digest of its final parameters."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: not readable JSON ({exc})") from None
+    if not isinstance(data, dict) or "trajectories" not in data:
+        raise UsageError(f"{path}: not a results file (expected {{\"schema\": 1, \"trajectories\": [...]}})")
+    if data.get("schema") != 1:
+        raise UsageError(f"{path}: results schema {data.get('schema')!r}; this version reads schema 1")
+    if not isinstance(data["trajectories"], list):
+        raise UsageError(f"{path}: 'trajectories' is {type(data['trajectories']).__name__}, expected a list")
+    out = []
+    for i, item in enumerate(data["trajectories"]):
+        try:
+            t = Trajectory.from_json_dict(item)
+            digest = item.get("params_sha256") if not t.params else params_digest(t.params)
+            if not isinstance(digest, dict):
+                raise ValueError("neither 'params' nor 'params_sha256'")
+        except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as exc:
+            raise UsageError(f"{path}: trajectory {i} is malformed ({exc})") from None
+        if len(t.losses) != t.steps:
+            raise UsageError(f"{path}: trajectory {i} ({t.variant}) has {len(t.losses)} losses for {t.steps} steps")
+        out.append((t, digest))
+    return out
+
+
+def load_source(path: Path, label: str) -> Source:
+    source = Source(path, label)
+    for file in _results_files(path):
+        for t, digest in _read_file(file):
+            key = (row_key(t), t.device)
+            earlier = source.runs.get(key)
+            if earlier is None:
+                source.runs[key] = t
+                source.digests[key] = digest
+            elif not (np.array_equal(earlier.losses, t.losses, equal_nan=True) and source.digests[key] == digest):
+                # two processes of one session ran the same thing and got different numbers
+                source.problems.append(
+                    f"{label}: two different trajectories of {key[0].label()} on {key[1]} "
+                    f"(nondeterministic within one results directory; {file.name} differs from an earlier file)"
+                )
+    if not source.runs:
+        raise UsageError(f"{path}: no trajectories in its results")
+    return source
+
+
+def _labels(paths: Sequence[Path]) -> list[str]:
+    names = [p.stem if p.is_file() else (p.resolve().name or str(p)) for p in paths]
+    return [str(p) if names.count(n) > 1 else n for p, n in zip(paths, names)]
+
+
+# --- judging -----------------------------------------------------------------------------------------
+
+@dataclass
+class Cell:
+    status: str  # baseline | exact | close | failed | missing | no baseline
+    text: str
+    verdict: policy.Verdict | None = None
+    note: str = ""
+    first_difference: int | None = None  # the first step whose loss is not bitwise the baseline's
+
+
+def judge(row: RowKey, column: Column, baseline: Column) -> Cell:
+    run = column.source.runs.get((row, column.device))
+    base = baseline.source.runs.get((row, baseline.device))
+    if run is None:
+        return Cell("missing", "-")
+    if column is baseline:
+        return Cell("baseline", "baseline")
+    if base is None:
+        return Cell("no baseline", "(no baseline)")
+    golden64 = None
+    if row.dtype != "float64":
+        shadow = (baseline.source.runs.get((row.float64(), baseline.device))
+                  or baseline.source.runs.get((row.float64(), "cpu"))
+                  or column.source.runs.get((row.float64(), column.device))
+                  or column.source.runs.get((row.float64(), "cpu")))
+        golden64 = None if shadow is None else shadow.losses
+    verdict = policy.compare(row.variant, row.dtype, run.losses, base.losses, device=column.device,
+                             golden64=golden64)
+    first = _first_difference(run.losses, base.losses)
+    if verdict.status == policy.EXACT:
+        if column.source.digests[row, column.device] == baseline.source.digests[row, baseline.device]:
+            return Cell(policy.EXACT, "exact", verdict)
+        if run.params and base.params:  # full parameters: say by how much
+            worst = _param_difference(run, base)
+            note = f"losses bitwise equal, final parameters differ (max relative {worst:.3g})"
+            return Cell(policy.CLOSE, f"close {worst:.1e}*", verdict, note)
+        return Cell(policy.CLOSE, "close *", verdict, "losses bitwise equal, final parameters differ (digests)")
+    if verdict.status == policy.CLOSE:
+        return Cell(policy.CLOSE, f"close {verdict.max_rel_error:.1e}", verdict, first_difference=first)
+    step = "-" if verdict.first_bad_step is None else str(verdict.first_bad_step)
+    return Cell(policy.FAILED, f"DIVERGED @{step} {verdict.max_rel_error:.1e}", verdict, first_difference=first)
+
+
+def _first_difference(now: Sequence[float], base: Sequence[float]) -> int | None:
+    a, b = np.asarray(now, dtype=np.float64), np.asarray(base, dtype=np.float64)
+    n = min(len(a), len(b))
+    differs = np.flatnonzero(~((a[:n] == b[:n]) | (np.isnan(a[:n]) & np.isnan(b[:n]))))
+    return int(differs[0]) if differs.size else (n if len(a) != len(b) else None)
+
+
+def _param_difference(a: Trajectory, b: Trajectory) -> float:
+    if a.params.keys() != b.params.keys():
+        return float("inf")
+    worst = 0.0
+    for k in a.params:
+        x, y = a.params[k].double(), b.params[k].double()
+        if x.shape != y.shape:
+            return float("inf")
+        rel = (x - y).abs() / y.abs().clamp_min(torch.finfo(torch.float64).tiny)
+        worst = max(worst, float(rel.max()) if rel.numel() else 0.0)
+    return worst
+
+
+# --- output ------------------------------------------------------------------------------------------
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    rows = [list(r) for r in rows]
+    widths = [max(len(r[i]) for r in [list(header), *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return lines
+
+
+def compare_sources(sources: list[Source], *, plots: Path | None) -> tuple[list[str], int]:
+    """The report's lines and the exit status."""
+    multi_device = any(len(s.devices) > 1 for s in sources) or any(s.devices != ["cpu"] for s in sources)
+    columns = [Column(s, d, f"{s.label}:{d}" if multi_device else s.label) for s in sources for d in s.devices]
+    baseline = columns[0]
+    rows = sorted({row for s in sources for row, _ in s.runs})
+
+    lines = ["results:"]
+    lines += [f"  {s.label:<12} {s.path}  ({s.environment()})" for s in sources]
+    lines.append(f"baseline: {baseline.label}; cells judged by reference.policy (specs/golden_policy.toml)")
+    lines.append("")
+
+    cells = {(row, c.label): judge(row, c, baseline) for row in rows for c in columns}
+    lines += _table(["run", *[c.label for c in columns]],
+                    [[row.label(), *[cells[row, c.label].text for c in columns]] for row in rows])
+
+    counts = defaultdict(int)
+    for cell in cells.values():
+        counts[cell.status] += 1
+    lines.append("")
+    order = [policy.EXACT, policy.CLOSE, policy.FAILED, "missing", "no baseline"]
+    names = {policy.FAILED: "diverged"}
+    lines.append(", ".join(f"{counts[s]} {names.get(s, s)}" for s in order if counts[s]) or "nothing to compare")
+
+    details = []
+    for row in rows:
+        for c in columns:
+            cell = cells[row, c.label]
+            if cell.status in (policy.CLOSE, policy.FAILED) and cell.verdict is not None:
+                text = cell.verdict.summary().replace(f"{row.variant} {c.device} {row.dtype}",
+                                                      f"{row.label()} [{c.label}]", 1)
+                if cell.note:
+                    text = f"{row.label()} [{c.label}]: close, {cell.note}"
+                elif cell.first_difference is not None:
+                    head, _, tail = text.partition(": ")
+                    text = f"{head}: bitwise equal up to step {cell.first_difference - 1}; {tail}" \
+                        if cell.first_difference > 0 else f"{head}: differs from step 0; {tail}"
+                details.append(("  " if cell.status == policy.CLOSE else "! ") + text)
+                if cell.status == policy.FAILED:
+                    base = baseline.source.runs[(row, baseline.device)]
+                    now = c.source.runs[(row, c.device)]
+                    table = policy.checkpoint_table(now.losses, base.losses, first_bad=cell.verdict.first_bad_step)
+                    details += ["      " + line for line in table.splitlines()]
+    if details:
+        lines += ["", "differences (! = beyond the policy):", *details]
+
+    problems = [p for s in sources for p in s.problems]
+    if problems:
+        lines += ["", "problems:", *[f"! {p}" for p in problems]]
+
+    if plots is not None:
+        written, unavailable = [], False
+        for row in rows:
+            if all(cells[row, c.label].status in ("baseline", policy.EXACT, "missing", "no baseline") for c in columns):
+                continue
+            curves = {c.label: c.source.runs[(row, c.device)].losses for c in columns
+                      if (row, c.device) in c.source.runs}
+            if baseline.label not in curves:
+                continue
+            path = plots / f"{row.file_stem()}.png"
+            if policy.plot_comparison(path, row.label(), curves, baseline.label):
+                written.append(path)
+            else:
+                unavailable = True
+        if written:
+            lines += ["", f"plots of the rows that differ ({len(written)}):", *[f"  {p}" for p in written]]
+        if unavailable:
+            lines += ["", "no plots: matplotlib is not installed (pip install matplotlib)"]
+
+    diverged = counts[policy.FAILED] > 0 or bool(problems)
+    lines += ["", "DIVERGED beyond the policy" if diverged else "nothing diverged beyond the policy"]
+    return lines, 1 if diverged else 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    paths = [Path(p) for p in args.results]
+    labels = _labels(paths)
+    sources = [load_source(p, label) for p, label in zip(paths, labels)]
+    plots = None if args.no_plots else Path(args.plots)
+    lines, status = compare_sources(sources, plots=plots)
+    print("\n".join(lines))
+    return status
+
+
+def add_compare_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="compare recorded trajectories (e.g. tox's results/<env>/) side by side",
+        description="Compare results directories (or files) written by `tox` / `pytest --record-trajectories` "
+        "or `python -m reference run --out`. The first is the baseline. Exit status: 0 nothing diverged "
+        "beyond the policy, 1 something did, 2 bad input.",
+    )
+    p.add_argument("results", nargs="+", metavar="DIR", help="results directory (*.json inside) or results file")
+    p.add_argument("--plots", default=str(DEFAULT_PLOTS), metavar="DIR",
+                   help=f"where the PNGs of the rows that differ go (default: {DEFAULT_PLOTS})")
+    p.add_argument("--no-plots", action="store_true", help="write no PNGs")
+    p.set_defaults(func=cmd_compare)

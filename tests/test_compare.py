@@ -1,0 +1,245 @@
+"""`python -m reference compare DIR...` on small synthetic results directories, and the
+`--record-trajectories DIR` option that writes such directories (what each tox env does)."""
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from reference import compare
+from reference.cli import main
+from reference.harness import Trajectory, save_trajectories
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parent.parent
+STEPS = 500  # mlp.nn's own, so the rows carry no "N steps"
+
+
+def trajectory(variant="mlp.nn", dtype="float64", *, seed=0, device="cpu", losses=None, params=None,
+               torch_version="2.13.0+cpu", hyperparameters=None) -> Trajectory:
+    losses = [100.0 * 0.9**t for t in range(STEPS)] if losses is None else losses
+    return Trajectory(
+        variant=variant, seed=seed, device=device, dtype=dtype, steps=len(losses), threads=1,
+        losses=list(losses), params=params if params is not None else {"w": torch.tensor([[1.0, 2.0], [3.0, 4.0]])},
+        hyperparameters=hyperparameters if hyperparameters is not None else {"lr": 1e-4},
+        torch_version=torch_version, numpy_version="2.4.6", python_version="3.11.7",
+        cpu_capability="AVX512", tf32=False, wall_time_s=0.1,
+    )
+
+
+def perturbed(losses, rel, from_step=0):
+    return [x * (1 + rel) if t >= from_step else x for t, x in enumerate(losses)]
+
+
+def results(tmp_path: Path, name: str, *trajectories: Trajectory, file="main.json") -> Path:
+    d = tmp_path / name
+    save_trajectories(d / file, list(trajectories))
+    return d
+
+
+def run_compare(capsys, *args) -> tuple[int, str, str]:
+    status = main(["compare", *map(str, args)])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def matrix(out: str) -> dict[str, list[str]]:
+    """The printed matrix: row label -> cells (columns are separated by two or more spaces)."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("run  "))
+    rows = {"run": re.split(r"\s{2,}", lines[start])[1:]}
+    for line in lines[start + 2:]:
+        if not line.strip():
+            break
+        label, *cells = re.split(r"\s{2,}", line)
+        rows[label] = cells
+    return rows
+
+
+BASE = [100.0 * 0.9**t for t in range(STEPS)]
+
+
+def test_bitwise_equal_runs_are_marked_exact_and_exit_zero_without_plots(tmp_path, capsys):
+    a = results(tmp_path, "torch213", trajectory())
+    b = results(tmp_path, "torch214", trajectory(torch_version="2.14.1+cu130"))
+    plots = tmp_path / "plots"
+    status, out, _ = run_compare(capsys, a, b, "--plots", plots)
+    assert status == 0
+    assert matrix(out)["mlp.nn float64 seed 0"] == ["baseline", "exact"]
+    assert "torch 2.13.0+cpu" in out and "torch 2.14.1+cu130" in out
+    assert "nothing diverged" in out
+    assert not plots.exists()
+
+
+def test_small_drift_within_policy_is_close_with_its_max_relative_error_and_a_plot(tmp_path, capsys):
+    a = results(tmp_path, "torch213", trajectory())
+    b = results(tmp_path, "torch29", trajectory(losses=perturbed(BASE, 3e-9, from_step=10)))
+    plots = tmp_path / "plots"
+    status, out, _ = run_compare(capsys, a, b, "--plots", plots)
+    assert status == 0
+    assert matrix(out)["mlp.nn float64 seed 0"] == ["baseline", "close 3.0e-09"]
+    assert "bitwise equal up to step 9; close" in out
+    assert [p.name for p in plots.iterdir()] == ["mlp.nn-float64-seed0.png"]
+
+
+def test_change_beyond_policy_is_diverged_with_first_step_and_size_and_exit_one(tmp_path, capsys):
+    a = results(tmp_path, "torch213", trajectory())
+    b = results(tmp_path, "torch214", trajectory(losses=perturbed(BASE, 1e-3, from_step=7)))
+    status, out, _ = run_compare(capsys, a, b, "--plots", tmp_path / "plots")
+    assert status == 1
+    assert matrix(out)["mlp.nn float64 seed 0"] == ["baseline", "DIVERGED @7 1.0e-03"]
+    assert "<- first outside tolerance" in out  # the checkpoint table of the diverged cell
+    assert out.rstrip().endswith("DIVERGED beyond the policy")
+    assert (tmp_path / "plots" / "mlp.nn-float64-seed0.png").exists()
+
+
+def test_float32_cell_is_judged_against_the_baselines_float64_shadow(tmp_path, capsys):
+    f64 = trajectory(dtype="float64")
+    gold32 = trajectory(dtype="float32", losses=perturbed(BASE, 1e-7))
+    # beyond the early window, the drift moves the run around the float64 run, not away from it
+    near = trajectory(dtype="float32", losses=[x * (1 + (1e-7 if t < 50 else -1e-7)) for t, x in enumerate(BASE)])
+    away = trajectory(dtype="float32", losses=[x * (1 + (1e-7 if t < 50 else 0.2)) for t, x in enumerate(BASE)])
+    a = results(tmp_path, "base", f64, gold32)
+    b = results(tmp_path, "near", near)
+    c = results(tmp_path, "away", away)
+    status, out, _ = run_compare(capsys, a, b, c, "--no-plots")
+    assert status == 1
+    assert matrix(out)["mlp.nn float32 seed 0"] == ["baseline", "close 2.0e-07", "DIVERGED @- 2.0e-01"]
+    assert "from the float64 golden" in out
+
+
+def test_equal_losses_with_different_final_parameters_are_not_called_exact(tmp_path, capsys):
+    a = results(tmp_path, "a", trajectory())
+    b = results(tmp_path, "b", trajectory(params={"w": torch.tensor([[1.0, 2.0], [3.0, 4.0 + 4e-12]], dtype=torch.float64)}))
+    status, out, _ = run_compare(capsys, a, b, "--no-plots")
+    assert status == 0
+    assert matrix(out)["mlp.nn float64 seed 0"] == ["baseline", "close 1.0e-12*"]
+    assert "final parameters differ" in out
+
+
+def test_each_device_of_a_results_directory_is_its_own_column(tmp_path, capsys):
+    a = results(tmp_path, "torch213", trajectory())
+    b = results(tmp_path, "gpu", trajectory(), trajectory(device="cuda", losses=perturbed(BASE, 2e-7)))
+    status, out, _ = run_compare(capsys, a, b, "--no-plots")
+    assert status == 0
+    assert matrix(out)["run"] == ["torch213:cpu", "gpu:cpu", "gpu:cuda"]
+    assert matrix(out)["mlp.nn float64 seed 0"] == ["baseline", "exact", "close 2.0e-07"]
+
+
+def test_runs_are_matched_by_variant_dtype_seed_steps_and_hyperparameters(tmp_path, capsys):
+    a = results(tmp_path, "a", trajectory(), trajectory(seed=1), trajectory(variant="poly.nn"))
+    b = results(tmp_path, "b", trajectory(), trajectory(hyperparameters={"lr": 2e-4}),
+                trajectory(losses=BASE[:30]), file="gw0.json")
+    status, out, _ = run_compare(capsys, a, b, "--no-plots")
+    assert status == 0
+    assert matrix(out)["mlp.nn float64 seed 0"] == ["baseline", "exact"]
+    assert matrix(out)["mlp.nn float64 seed 1"] == ["baseline", "-"]
+    assert matrix(out)["mlp.nn float64 seed 0 30 steps"] == ["-", "(no baseline)"]
+    assert matrix(out)["mlp.nn float64 seed 0 lr=0.0002"] == ["-", "(no baseline)"]
+    assert matrix(out)["poly.nn float64 seed 0 500 steps lr=0.0001"] == ["baseline", "-"]
+
+
+def test_worker_files_of_one_directory_are_merged_and_duplicates_must_agree(tmp_path, capsys):
+    a = results(tmp_path, "a", trajectory(), trajectory(seed=1))
+    b = tmp_path / "b"
+    save_trajectories(b / "gw0.json", [trajectory()])
+    save_trajectories(b / "gw1.json", [trajectory(), trajectory(seed=1)])
+    status, out, _ = run_compare(capsys, a, b, "--no-plots")
+    assert status == 0
+    assert matrix(out)["mlp.nn float64 seed 1"] == ["baseline", "exact"]
+
+    save_trajectories(b / "gw2.json", [trajectory(losses=perturbed(BASE, 1e-12))])
+    status, out, _ = run_compare(capsys, a, b, "--no-plots")
+    assert status == 1
+    assert "nondeterministic within one results directory" in out
+
+
+def test_a_single_results_file_from_run_out_is_accepted(tmp_path, capsys):
+    save_trajectories(tmp_path / "old.json", [trajectory()])
+    save_trajectories(tmp_path / "new.json", [trajectory()])
+    status, out, _ = run_compare(capsys, tmp_path / "old.json", tmp_path / "new.json", "--no-plots")
+    assert status == 0
+    assert out.splitlines()[-1] == "nothing diverged beyond the policy"
+    assert matrix(out)["mlp.nn float64 seed 0"] == ["baseline", "exact"]
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda d: None, "no such directory or file"),
+        (lambda d: d.mkdir(), "no results (*.json) in this directory"),
+        (lambda d: (d.mkdir(), (d / "main.json").write_text('{"schema": 1, "traj')), "not readable JSON"),
+        (lambda d: (d.mkdir(), (d / "main.json").write_text("[1, 2]")), "not a results file"),
+        (lambda d: (d.mkdir(), (d / "main.json").write_text('{"schema": 7, "trajectories": []}')), "schema 7"),
+        (lambda d: (d.mkdir(), (d / "main.json").write_text('{"schema": 1, "trajectories": [{"seed": 0}]}')),
+         "trajectory 0 is malformed"),
+        (lambda d: (d.mkdir(), (d / "main.json").write_text('{"schema": 1, "trajectories": []}')), "no trajectories"),
+    ],
+    ids=["missing", "empty", "corrupt", "not-results", "schema", "malformed", "no-trajectories"],
+)
+def test_bad_input_exits_2_with_a_one_line_error_naming_the_path(tmp_path, capsys, setup, message):
+    good = results(tmp_path, "good", trajectory())
+    bad = tmp_path / "bad"
+    setup(bad)
+    status, out, err = run_compare(capsys, good, bad)
+    assert status == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert str(bad) in err and message in err
+
+
+def test_record_trajectories_writes_the_sessions_shared_runs_and_clears_stale_files(pytester):
+    """The option tox passes: the runs of cached_run land in DIR/main.json at the end of the
+    session (DIR/<worker>.json under xdist); files of an earlier session are removed first."""
+    pytester.makepyfile(textwrap.dedent("""
+        def test_a(cached_run):
+            cached_run("poly.nn", steps=3, threads=1)
+
+        def test_b(cached_run):
+            cached_run("poly.tensor", steps=4, threads=1, dtype="float64")
+            cached_run("poly.nn", steps=3, threads=1)  # shared: recorded once
+    """))
+    out = pytester.path / "results" / "env"
+    out.mkdir(parents=True)
+    for stale in ("gw7.json", "main.json"):
+        (out / stale).write_text("from an earlier session")
+    # the suite's conftest.py (already imported as `conftest`), loaded as a plugin by that name
+    result = pytester.runpytest("-p", "conftest", "-p", "no:cacheprovider", "--record-trajectories", str(out))
+    result.assert_outcomes(passed=2)
+    assert sorted(p.name for p in out.iterdir()) == ["main.json"]
+    recorded = [(t.variant, t.dtype, t.steps) for t, _ in compare._read_file(out / "main.json")]
+    assert sorted(recorded) == [("poly.nn", "float32", 3), ("poly.tensor", "float64", 4)]
+
+
+def test_each_xdist_worker_records_to_its_own_file(tmp_path):
+    import conftest
+
+    class WorkerConfig:
+        workerinput = {"workerid": "gw3"}
+
+        def getoption(self, name):
+            assert name == "--record-trajectories"
+            return str(tmp_path)
+
+    conftest._record_trajectories(WorkerConfig(), [trajectory()])
+    assert [p.name for p in tmp_path.iterdir()] == ["gw3.json"]
+    assert json.loads((tmp_path / "gw3.json").read_text())["schema"] == 1
+
+
+def test_recorded_digests_of_the_final_parameters_decide_exact(tmp_path, capsys):
+    """Recordings keep the final parameters as digests; a full-parameter file of the same run
+    (python -m reference run --out) compares exact with it, a one-ulp change does not."""
+    full = results(tmp_path, "full", trajectory())
+    compare.save_results(tmp_path / "recorded" / "gw0.json", [trajectory()])
+    nudged = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).nextafter(torch.tensor(9.0))
+    compare.save_results(tmp_path / "nudged" / "gw0.json", [trajectory(params={"w": nudged})])
+    assert json.loads((tmp_path / "recorded" / "gw0.json").read_text())["trajectories"][0]["params"] == {}
+    status, out, _ = run_compare(capsys, full, tmp_path / "recorded", tmp_path / "nudged", "--no-plots")
+    assert status == 0
+    assert matrix(out)["mlp.nn float64 seed 0"] == ["baseline", "exact", "close *"]
+    assert "final parameters differ (digests)" in out
