@@ -276,26 +276,30 @@ def harness_overhead(repeats: int) -> dict[str, dict[str, float]]:
     import reference
 
     torch.set_num_threads(1)
-    out = {}
     for vid, bare in BARE.items():
         via_harness = reference.run(vid, threads=1)  # also the warm-up of both sides
         if bare(0) != via_harness.losses[-1]:
             raise SystemExit(f"the bare {vid} loop does not compute what the variant does: "
                              f"{bare(0)!r} != {via_harness.losses[-1]!r}")
-        cpu: dict[str, list[float]] = {"h": [], "b": []}
-        wall: dict[str, list[float]] = {"h": [], "b": []}
-        for i in range(repeats):
+    cpu: dict[tuple[str, str], list[float]] = {}
+    wall: dict[tuple[str, str], list[float]] = {}
+    # round robin over variants and sides, so that a burst of other work on the machine touches
+    # every variant's samples alike instead of all the samples of one
+    for i in range(repeats):
+        for vid, bare in BARE.items():
             order = [("h", lambda: reference.run(vid, threads=1)), ("b", lambda: bare(0))]
             if i % 2:
                 order.reverse()
-            for name, fn in order:
+            for side, fn in order:
                 c0, w0 = time.process_time(), time.perf_counter()
                 fn()
-                cpu[name].append(time.process_time() - c0)
-                wall[name].append(time.perf_counter() - w0)
-        out[vid] = dict(cpu=min(cpu["h"]) / min(cpu["b"]), wall=min(wall["h"]) / min(wall["b"]),
-                        run_s=min(cpu["h"]), bare_s=min(cpu["b"]))
-    return out
+                cpu.setdefault((vid, side), []).append(time.process_time() - c0)
+                wall.setdefault((vid, side), []).append(time.perf_counter() - w0)
+    return {
+        vid: dict(cpu=min(cpu[vid, "h"]) / min(cpu[vid, "b"]), wall=min(wall[vid, "h"]) / min(wall[vid, "b"]),
+                  run_s=min(cpu[vid, "h"]), bare_s=min(cpu[vid, "b"]))
+        for vid in BARE
+    }
 
 
 # --- report ------------------------------------------------------------------------------------------
