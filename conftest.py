@@ -185,9 +185,15 @@ def _recording_dir(config: pytest.Config):
 def pytest_configure(config: pytest.Config) -> None:
     """One torch thread per test process; the controller empties the recording DIR of an earlier
     session's files (one per worker) before any run."""
-    # Runs that name threads= get them; the rest use one thread: at these sizes 2 threads never
-    # help, and two xdist workers with 2 threads each on 2 cores stall (benchmarks/bench_gate.py).
-    torch.set_num_threads(1)
+    # Runs that name threads= get them; the rest use one thread (TES_THREADS: benchmarks/stability.py):
+    # at these sizes 2 threads never help, and two xdist workers with 2 threads each on 2 cores
+    # stall (benchmarks/bench_gate.py).
+    from reference.golden import gate_threads
+
+    try:
+        torch.set_num_threads(gate_threads())
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
     out = _recording_dir(config)
     if out is not None and not hasattr(config, "workerinput") and out.is_dir():
         for stale in [*out.glob("gw*.json"), *out.glob("main.json")]:

@@ -23,6 +23,18 @@ from .policy import golden_seeds, golden_steps
 SCHEMA = 1
 CANONICAL_THREADS = 1
 CANONICAL_DEVICE = "cpu"
+THREADS_ENV = "TES_THREADS"
+
+
+def gate_threads() -> int:
+    """Threads for the gate's runs: the goldens' 1, unless TES_THREADS names another count (the
+    stability runs of benchmarks/stability.py: the policy must hold at any thread count)."""
+    raw = os.environ.get(THREADS_ENV, "")
+    if raw == "":
+        return CANONICAL_THREADS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{THREADS_ENV}={raw!r} is not a thread count. Valid choices: an integer >= 1, or unset (1)")
+    return int(raw)
 
 
 class GoldenError(Exception):
@@ -94,7 +106,7 @@ def write(key: GoldenKey, trajectory: Trajectory) -> Path:
         "hyperparameters": trajectory.hyperparameters,
         "environment": environment(),
         "losses": [repr(x) if not np.isfinite(x) else x for x in trajectory.losses],
-        "final_params": _params_record(trajectory.params),
+        "final_params": params_record(trajectory.params),
     }
     path = key.path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +118,7 @@ def write(key: GoldenKey, trajectory: Trajectory) -> Path:
 SMALL_PARAM = 16  # parameters up to this many numbers are stored whole; larger ones as a summary
 
 
-def _params_record(params: dict[str, torch.Tensor]) -> dict[str, Any]:
+def params_record(params: dict[str, torch.Tensor]) -> dict[str, Any]:
     """Reviewable final parameters: the values of small ones, shape / sum / norm of large ones."""
     out: dict[str, Any] = {}
     for name, p in params.items():

@@ -1,15 +1,18 @@
 """The comparison policy: is a trajectory the golden one, close to it, or changed?
 
-The numbers live in specs/golden_policy.toml, with the reasoning and the commands that measured
-them. This module only applies them, the same way for the golden tests, the CUDA tests and
-`python -m reference compare`.
+The rules are in specs/golden_policy.toml; the numbers in specs/golden_tolerances.toml, which
+`python benchmarks/calibrate.py --write` derives from an ensemble of benign variation (seeds,
+thread counts, CPU kernel paths) and states with the evidence of each row. This module only
+applies them, the same way for the golden tests, the CUDA tests, `compare` and the calibration.
 
-  float64        every step within (rtol, atol) of the golden, up to the variant's horizon
-                 (chaotic variants), and within a looser envelope after it.
-  float32, CUDA  an early window within a tight (rtol, atol), where float32 drift is still tiny;
-                 then the run's distance from the float64 golden must not exceed the float32
-                 golden's own distance from it by more than a factor (plus a floor). Chaotic
-                 float32 drift moves a run around the float64 trajectory, not away from it.
+  bands    every step up to the variant's horizon within a per-step (rtol, atol): a staircase
+           that follows the largest benign deviation measured at that step, times a margin.
+  tail     after the horizon (chaotic variants, where one trajectory is no reference for another
+           step by step), the mean log-loss over each of a few segments of the tail.
+  shadow   float32 and CUDA: the run's distance from the float64 golden must not exceed the
+           float32 golden's own by more than a measured allowance.
+  params   the final parameters (the golden's record: small tensors whole, large ones as sum and
+           norm) within a measured (rtol, atol).
 """
 from __future__ import annotations
 
@@ -23,6 +26,11 @@ import numpy as np
 from .catalogue import load_toml
 
 EXACT, CLOSE, FAILED = "exact", "close", "failed"
+TOLERANCES_FILE = "golden_tolerances.toml"
+
+
+class PolicyError(LookupError):
+    """The policy has no row for what is being judged."""
 
 
 @dataclass(frozen=True)
@@ -37,24 +45,94 @@ class Tolerance:
     def allowed(self, reference: np.ndarray) -> np.ndarray:
         return self.atol + self.rtol * np.abs(reference)
 
+    def scaled(self, factor: float) -> "Tolerance":
+        return Tolerance(self.rtol * factor, self.atol * factor)
+
     def __str__(self) -> str:
         return f"(rtol={self.rtol:g}, atol={self.atol:g})"
+
+
+@dataclass(frozen=True)
+class Band:
+    """Steps [start, stop) within `tolerance`."""
+
+    start: int
+    stop: int
+    tolerance: Tolerance
+
+
+@dataclass(frozen=True)
+class Tail:
+    """After the horizon: the mean of log(loss) over each of `segments` equal parts of the tail
+    may differ from the golden's by at most `atol` (natural-log units: about a relative error)."""
+
+    segments: int
+    atol: float
 
 
 @dataclass(frozen=True)
 class Rule:
     """What the policy says for one variant, dtype and device."""
 
-    tolerance: Tolerance
-    window: int | None  # steps [0, window) held to `tolerance`; None: every step
-    after_window: Tolerance | None  # float64 chaotic envelope after the horizon
-    shadow_factor: float | None  # float32/CUDA: allowed distance growth relative to the golden's
-    shadow_floor: float
+    variant: str
+    dtype: str
+    device: str
+    bands: tuple[Band, ...]
+    tail: Tail | None
+    shadow_allowance: float | None  # float32: allowed growth of the distance from float64
+    params: Tolerance | None
+    measured: bool = True  # False: a row not measured on this kind of device (CUDA until measured)
+
+    @property
+    def horizon(self) -> int:
+        return self.bands[-1].stop if self.bands else 0
+
+    @classmethod
+    def from_table(cls, variant: str, dtype: str, device: str, table: Mapping[str, Any]) -> "Rule":
+        bands = tuple(Band(int(b["from"]), int(b["to"]), Tolerance.of(b)) for b in table["bands"])
+        for before, after in zip(bands, bands[1:]):
+            if before.stop != after.start:
+                raise PolicyError(f"{variant} {dtype}: bands must be contiguous ({before} then {after})")
+        tail = table.get("tail")
+        shadow = table.get("shadow")
+        params = table.get("params")
+        return cls(
+            variant=variant,
+            dtype=dtype,
+            device=device,
+            bands=bands,
+            tail=None if tail is None else Tail(int(tail["segments"]), float(tail["atol"])),
+            shadow_allowance=None if shadow is None else float(shadow["allowance"]),
+            params=None if params is None else Tolerance.of(params),
+        )
+
+    def widened(self, factor: float) -> "Rule":
+        """Every tolerance times `factor` (an unmeasured device: see [cuda] in golden_policy.toml)."""
+        return Rule(
+            self.variant, self.dtype, self.device,
+            tuple(Band(b.start, b.stop, b.tolerance.scaled(factor)) for b in self.bands),
+            None if self.tail is None else Tail(self.tail.segments, self.tail.atol * factor),
+            None if self.shadow_allowance is None else self.shadow_allowance * factor,
+            None if self.params is None else self.params.scaled(factor),
+            measured=False,
+        )
+
+    def describe(self) -> str:
+        parts = [f"steps {b.start}..{b.stop - 1} {b.tolerance}" for b in self.bands]
+        if self.tail is not None:
+            parts.append(f"tail after step {self.horizon}: {self.tail.segments} segments' mean log loss "
+                         f"within {self.tail.atol:.3g}")
+        return "; ".join(parts)
 
 
 @cache
 def _policy() -> dict[str, Any]:
     return load_toml("golden_policy.toml")
+
+
+@cache
+def _tolerances() -> dict[str, Any]:
+    return load_toml(TOLERANCES_FILE)
 
 
 def policy_table() -> dict[str, Any]:
@@ -71,20 +149,19 @@ def golden_seeds(variant_id: str) -> list[int]:
 
 
 def rule_for(variant_id: str, dtype: str, device: str = "cpu") -> Rule:
-    p = _policy()
-    kind = "cuda" if device.startswith("cuda") else "cpu"
-    base = dict(p[dtype])
-    base.update(p.get(f"{dtype}_{kind}", {}) if kind == "cuda" else {})
-    base.update(p.get("variant", {}).get(variant_id, {}).get(dtype, {}))
-    window = base.get("window")
-    after = base.get("after_window")
-    return Rule(
-        tolerance=Tolerance.of(base),
-        window=None if window is None else int(window),
-        after_window=None if after is None else Tolerance.of(after),
-        shadow_factor=base.get("shadow_factor"),
-        shadow_floor=float(base.get("shadow_floor", 0.0)),
-    )
+    row = _tolerances().get(variant_id, {}).get(dtype)
+    if row is None:
+        raise PolicyError(
+            f"specs/{TOLERANCES_FILE} has no row for {variant_id} {dtype}; measure one with: "
+            f"python benchmarks/calibrate.py --variants {variant_id} --write"
+        )
+    rule = Rule.from_table(variant_id, dtype, "cpu", row)
+    if device.startswith("cuda"):
+        cuda = _policy()["cuda"]
+        rule = Rule(**{**rule.__dict__, "device": device}).widened(float(cuda["widen"]))
+        if cuda.get("measured", False):
+            rule = Rule(**{**rule.__dict__, "measured": True})
+    return rule
 
 
 def relative_error(now: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -99,6 +176,33 @@ def shadow_distance(losses: np.ndarray, shadow: np.ndarray) -> float:
     return float(np.mean(np.abs(a - b)))
 
 
+def tail_segments(n: int, horizon: int, segments: int) -> list[tuple[int, int]]:
+    """[start, stop) of each tail segment: the steps after the horizon split as evenly as possible."""
+    length = n - horizon
+    k = max(1, min(segments, length))
+    edges = [horizon + (length * i) // k for i in range(k + 1)]
+    return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
+
+
+def tail_statistics(losses: np.ndarray, horizon: int, segments: int) -> np.ndarray:
+    logs = np.log(np.maximum(np.asarray(losses, dtype=np.float64), np.finfo(np.float64).tiny))
+    return np.array([logs[a:b].mean() for a, b in tail_segments(len(logs), horizon, segments)])
+
+
+def param_values(record: Mapping[str, Any]) -> dict[str, float]:
+    """A golden's final-parameter record as named numbers: 'w1[3]', 'b.sum', 'b.norm'."""
+    values: dict[str, float] = {}
+    for name, value in record.items():
+        if isinstance(value, Mapping):
+            values[f"{name}.sum"] = float(value["sum"])
+            values[f"{name}.norm"] = float(value["norm"])
+        else:
+            flat = list(value) if isinstance(value, (list, tuple)) else [value]
+            for i, x in enumerate(flat):
+                values[name if len(flat) == 1 else f"{name}[{i}]"] = float(x)
+    return values
+
+
 @dataclass
 class Verdict:
     status: str  # exact | close | failed
@@ -110,6 +214,7 @@ class Verdict:
     first_bad_step: int | None = None
     reasons: list[str] = field(default_factory=list)
     shadow: tuple[float, float, float] | None = None  # (run distance, golden distance, allowed)
+    worst_ratio: float = 0.0  # the largest deviation / tolerance over every check (>= 1: failed)
 
     @property
     def ok(self) -> bool:
@@ -119,7 +224,8 @@ class Verdict:
         where = f"{self.variant} {self.device} {self.dtype}"
         if self.status == EXACT:
             return f"{where}: exact (bitwise)"
-        text = f"{where}: {self.status}, max relative error {self.max_rel_error:.3g} at step {self.max_rel_error_step}"
+        text = (f"{where}: {self.status}, max relative error {self.max_rel_error:.3g} at step "
+                f"{self.max_rel_error_step}, {self.worst_ratio:.2g} x its tolerance")
         if self.shadow is not None:
             run_d, gold_d, allowed = self.shadow
             text += f"; distance from float64 {run_d:.3g} (golden's {gold_d:.3g}, allowed {allowed:.3g})"
@@ -136,59 +242,95 @@ def compare(
     *,
     device: str = "cpu",
     golden64: Sequence[float] | None = None,
+    now_params: Mapping[str, Any] | None = None,
+    golden_params: Mapping[str, Any] | None = None,
+    rule: Rule | None = None,
 ) -> Verdict:
     """Judge `now` against `golden` (same variant, dtype, seed, steps) under the policy.
 
     golden64: the float64 golden of the same start, for the float32 shadow check.
+    now_params / golden_params: final-parameter records (reference.golden's format), checked when both
+    are given. rule: the row to apply (default: the policy's; the calibration passes its own).
     """
     a = np.asarray(now, dtype=np.float64)
     g = np.asarray(golden, dtype=np.float64)
     if a.shape != g.shape:
         return Verdict(FAILED, variant_id, dtype, device, math.inf, 0, 0,
-                       [f"{len(a)} steps recorded, golden has {len(g)}"])
-    if np.array_equal(a, g, equal_nan=True):
+                       [f"{len(a)} steps recorded, golden has {len(g)}"], worst_ratio=math.inf)
+    same_params = now_params is None or golden_params is None or param_values(now_params) == param_values(golden_params)
+    if np.array_equal(a, g, equal_nan=True) and same_params:
         return Verdict(EXACT, variant_id, dtype, device, 0.0, 0)
-    rule = rule_for(variant_id, dtype, device)
+    rule = rule or rule_for(variant_id, dtype, device)
     err = relative_error(a, g)
     err = np.where(np.isnan(err), np.inf, err)
     worst = int(np.argmax(err))
     verdict = Verdict(CLOSE, variant_id, dtype, device, float(err[worst]), worst)
 
-    bad = ~(np.abs(a - g) <= rule.tolerance.allowed(g))  # nan counts as bad
-    window = len(a) if rule.window is None else min(rule.window, len(a))
-    bad_in_window = np.flatnonzero(bad[:window])
-    if bad_in_window.size:
-        verdict.first_bad_step = int(bad_in_window[0])
-        verdict.reasons.append(
-            f"steps 0..{window - 1} must be within {rule.tolerance}; step {bad_in_window[0]} is off by "
-            f"{err[bad_in_window[0]]:.3g} relative"
-        )
-    if rule.after_window is not None and window < len(a):
-        tail_bad = ~(np.abs(a[window:] - g[window:]) <= rule.after_window.allowed(g[window:]))
-        idx = np.flatnonzero(tail_bad)
-        if idx.size:
-            step = window + int(idx[0])
-            verdict.first_bad_step = step if verdict.first_bad_step is None else verdict.first_bad_step
-            verdict.reasons.append(
-                f"after step {window} the envelope is {rule.after_window}; step {step} is off by {err[step]:.3g}"
-            )
-    if rule.shadow_factor is not None:
+    def flag(step: int | None, reason: str) -> None:
+        verdict.reasons.append(reason)
+        if step is not None and (verdict.first_bad_step is None or step < verdict.first_bad_step):
+            verdict.first_bad_step = step
+
+    n = len(a)
+    for band in rule.bands:
+        lo, hi = band.start, min(band.stop, n)
+        if lo >= hi:
+            continue
+        allowed = band.tolerance.allowed(g[lo:hi])
+        dev = np.abs(a[lo:hi] - g[lo:hi])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(allowed > 0, dev / allowed, np.where(dev > 0, np.inf, 0.0))
+        ratio = np.where(np.isnan(ratio), np.inf, ratio)
+        verdict.worst_ratio = max(verdict.worst_ratio, float(ratio.max()))
+        bad = np.flatnonzero(~(dev <= allowed))
+        if bad.size:
+            t = lo + int(bad[0])
+            flag(t, f"steps {lo}..{hi - 1} must be within {band.tolerance}; step {t} is off by "
+                    f"{err[t]:.3g} relative ({ratio[bad[0]]:.3g} x the tolerance)")
+            break  # later bands only repeat a difference that has already started
+    if rule.tail is not None and rule.horizon < n:
+        stats_now = tail_statistics(a, rule.horizon, rule.tail.segments)
+        stats_gold = tail_statistics(g, rule.horizon, rule.tail.segments)
+        diff = np.abs(stats_now - stats_gold)
+        diff = np.where(np.isnan(diff), np.inf, diff)
+        verdict.worst_ratio = max(verdict.worst_ratio, float(diff.max() / rule.tail.atol))
+        for (lo, hi), d in zip(tail_segments(n, rule.horizon, rule.tail.segments), diff):
+            if not d <= rule.tail.atol:
+                flag(lo, f"tail (after step {rule.horizon}): the mean log loss of steps {lo}..{hi - 1} "
+                         f"differs by {d:.3g}, more than the {rule.tail.atol:.3g} benign variation allows")
+                break
+    if rule.shadow_allowance is not None:
         if golden64 is None:
-            verdict.reasons.append("no float64 golden to measure the float32 distance against")
+            flag(None, "no float64 golden to measure the float32 distance against")
         else:
-            s = np.asarray(golden64, dtype=np.float64)[: len(a)]
+            s = np.asarray(golden64, dtype=np.float64)[:n]
             run_d, gold_d = shadow_distance(a, s), shadow_distance(g, s)
-            allowed = gold_d * rule.shadow_factor + rule.shadow_floor
+            allowed = gold_d + rule.shadow_allowance
             verdict.shadow = (run_d, gold_d, allowed)
+            verdict.worst_ratio = max(verdict.worst_ratio, max(run_d - gold_d, 0.0) / rule.shadow_allowance)
             if not run_d <= allowed:
-                verdict.reasons.append(
-                    f"the run is {run_d:.3g} from the float64 golden (mean |log loss| difference), "
-                    f"more than {rule.shadow_factor:g} x the float32 golden's {gold_d:.3g} + {rule.shadow_floor:g}"
-                )
+                flag(None, f"the run is {run_d:.3g} from the float64 golden (mean |log loss| difference), "
+                           f"more than the float32 golden's {gold_d:.3g} + {rule.shadow_allowance:.3g}")
+    if rule.params is not None and now_params is not None and golden_params is not None:
+        mine, theirs = param_values(now_params), param_values(golden_params)
+        if mine.keys() != theirs.keys():
+            flag(None, f"final parameters {sorted(mine)} differ in name from the golden's {sorted(theirs)}")
+        else:
+            for name, gold_value in theirs.items():
+                allowed = rule.params.atol + rule.params.rtol * abs(gold_value)
+                dev = abs(mine[name] - gold_value)
+                ratio = dev / allowed if allowed > 0 else (math.inf if dev > 0 else 0.0)
+                verdict.worst_ratio = max(verdict.worst_ratio, ratio if not math.isnan(ratio) else math.inf)
+            offenders = [(abs(mine[k] - v) / max(rule.params.atol + rule.params.rtol * abs(v), 1e-300), k)
+                         for k, v in theirs.items() if not abs(mine[k] - v) <= rule.params.atol + rule.params.rtol * abs(v)]
+            if offenders:
+                ratio, name = max(offenders)
+                flag(None, f"final parameter {name} is {mine[name]:.10g}, golden {theirs[name]:.10g}: "
+                           f"{ratio:.3g} x the tolerance {rule.params}"
+                           + (f" ({len(offenders) - 1} more parameters off)" if len(offenders) > 1 else ""))
     if not np.all(np.isfinite(a)) and np.all(np.isfinite(g)):
         step = int(np.flatnonzero(~np.isfinite(a))[0])
-        verdict.reasons.append(f"loss is not finite from step {step}")
-        verdict.first_bad_step = step if verdict.first_bad_step is None else min(verdict.first_bad_step, step)
+        flag(step, f"loss is not finite from step {step}")
     if verdict.reasons:
         verdict.status = FAILED
     return verdict

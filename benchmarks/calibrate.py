@@ -1,0 +1,283 @@
+"""Calibrate the golden policy over benign variation: the numbers specs/golden_tolerances.toml holds.
+
+    python benchmarks/calibrate.py [--workdir DIR] [--jobs 2] [--seeds 0-6] [--write]
+
+1. Runs every golden variant and dtype, on the seeds that have a golden plus more, under each
+   *benign* configuration (thread counts, every CPU capability ATen can be forced to, MKL's
+   instruction-set caps and reproducibility modes, oneDNN's ISA cap, OpenBLAS core types for NumPy),
+   each in its own process, and under *real* changes (lr x (1 + d), Adam eps x (1 + d), every
+   injection of benchmarks/inject_changes.py) in the canonical configuration (1 thread, no overrides).
+   Each (configuration, seed) is one process whose result is cached under --workdir/runs/.
+2. Derives the policy rows from the benign ensemble only (the rules are in specs/golden_policy.toml):
+   per-step bands, the horizon, the tail statistic, the float32 shadow allowance, final parameters.
+3. Judges every run with those rows (reference.policy, the code the gate runs): every benign run
+   must pass, and prints, per variant and dtype, the largest benign deviation, the smallest real
+   deviation, the tolerance, the margins, and the minimum detectable change of lr (and Adam's eps).
+   --write writes specs/golden_tolerances.toml and benchmarks/calibration_report.md.
+
+Results are cached: delete --workdir (or one configuration's folder) to re-measure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+# name -> (environment of its process, torch/BLAS threads). "canonical" is what goldens record.
+BENIGN = {
+    "canonical": ({}, 1),
+    "threads2": ({}, 2),
+    "threads4": ({}, 4),
+    "cap-default": ({"ATEN_CPU_CAPABILITY": "default"}, 1),
+    "cap-avx2": ({"ATEN_CPU_CAPABILITY": "avx2"}, 1),
+    "mkl-avx2": ({"MKL_ENABLE_INSTRUCTIONS": "AVX2"}, 1),
+    "mkl-sse42": ({"MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}, 1),
+    "mkl-cbwr-compatible": ({"MKL_CBWR": "COMPATIBLE"}, 1),
+    "mkl-cbwr-avx2": ({"MKL_CBWR": "AVX2"}, 1),
+    "onednn-avx2": ({"ONEDNN_MAX_CPU_ISA": "AVX2", "DNNL_MAX_CPU_ISA": "AVX2"}, 1),
+    "openblas-haswell": ({"OPENBLAS_CORETYPE": "Haswell"}, 1),
+    "openblas-prescott": ({"OPENBLAS_CORETYPE": "Prescott"}, 1),
+    # several at once, as a different machine would differ
+    "mixed-default-3threads": ({"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+                                "OPENBLAS_CORETYPE": "Sandybridge"}, 3),
+}
+# Configurations that only move NumPy's BLAS run only the NumPy variants.
+NUMPY_ONLY = {"openblas-haswell", "openblas-prescott"}
+
+# Real changes: run in the canonical configuration. lr and eps scale linearly in the early steps,
+# which is what the minimum-detectable-change estimate uses (and then verifies at its goal).
+REAL_LR = {"lr+1e-4": 1e-4, "lr+1e-6": 1e-6}
+REAL_EPS = {"adam-eps+1e-2": 1e-2}
+
+
+def _all_variants() -> list[str]:
+    import reference
+
+    return list(reference.VARIANTS)
+
+
+def parse_seeds(text: str) -> list[int]:
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        seeds += list(range(int(lo), int(hi or lo) + 1))
+    return seeds
+
+
+# Which variants each injection can change: those whose code calls what it patches (grep the
+# variant files: Adam, SGD, RMSprop, MSELoss, clamp, nn.Linear, a matrix product). The others run
+# exactly the canonical code, so running them would only repeat the canonical run.
+_MLP_TORCH = ["mlp.tensor", "mlp.autograd", "mlp.variable", "mlp.custom_function"]
+_NN = ["mlp.nn", "mlp.optim", "mlp.module", "mlp.dynamic", "poly.nn", "poly.optim", "mnist.quickstart",
+       "mnist.quickstart_fixed"]
+INJECTION_VARIANTS = {
+    "adam": ["mlp.optim"],
+    "sgd": ["mlp.module", "mlp.dynamic", "poly.module", "poly.dynamic", "mnist.quickstart", "mnist.quickstart_fixed"],
+    "rmsprop": ["poly.optim"],
+    "mse": ["mlp.nn", "mlp.optim", "mlp.module", "mlp.dynamic", "poly.nn", "poly.optim", "poly.module", "poly.dynamic"],
+    "clamp": [*_MLP_TORCH, "mlp.module", "mlp.dynamic", "mnist.quickstart", "mnist.quickstart_fixed"],
+    "init": _NN,
+    "matmul": [*_MLP_TORCH, *_NN, "poly.custom_function"],
+}
+
+
+def injection_variants(name: str) -> list[str]:
+    first = re.match(r"[a-z]+", name.removeprefix("inject:").lower()).group()
+    return INJECTION_VARIANTS[{"float": "matmul", "linear": "init"}.get(first, first)]
+
+
+def real_changes() -> list[str]:
+    from inject_changes import INJECTIONS
+
+    return [*REAL_LR, *REAL_EPS, *(f"inject:{name}" for name in INJECTIONS)]
+
+
+# ---- worker: one process, one configuration, one seed ----------------------------------------------
+
+def worker(config: str, seed: int, variants: list[str], out: Path) -> None:
+    import contextlib
+
+    import torch
+
+    import reference
+    from reference import golden
+    from reference.policy import golden_steps
+
+    threads = BENIGN.get(config, ({}, 1))[1]
+    inject = contextlib.nullcontext()
+    if config.startswith("inject:"):
+        from inject_changes import INJECTIONS
+
+        inject = INJECTIONS[config.removeprefix("inject:")]()
+    elif config in REAL_EPS:
+        from inject_changes import with_default
+
+        inject = with_default(torch.optim.Adam, eps=1e-8 * (1 + REAL_EPS[config]))
+    results = {}
+    with inject:
+        for vid in variants:
+            variant = reference.VARIANTS[vid]
+            overrides = {}
+            if config in REAL_LR:
+                overrides["lr"] = variant.hyperparameters["lr"] * (1 + REAL_LR[config])
+            for dtype in variant.dtypes:
+                steps = golden_steps(vid, variant.steps)
+                t = reference.run(vid, seed=seed, dtype=dtype, steps=steps, threads=threads, **overrides)
+                results[f"{vid}/{dtype}"] = {
+                    "losses": [x if math.isfinite(x) else repr(x) for x in t.losses],
+                    "params": golden.params_record(t.params),
+                    "wall": t.wall_time_s,
+                }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results))
+    tmp.replace(out)
+
+
+def variants_for(config: str, every: list[str]) -> list[str]:
+    import reference
+
+    if config in NUMPY_ONLY:
+        return [v for v in every if reference.VARIANTS[v].uses_numpy]
+    if config in REAL_EPS:
+        return [v for v in every if v in ("mlp.optim",)]
+    if config.startswith("inject:"):
+        return [v for v in every if v in injection_variants(config)]
+    return every
+
+
+# MNIST in its own files: its data and loader change independently of the mlp/poly programs
+GROUPS = {"mnist": lambda v: v.startswith("mnist."), "mlp-poly": lambda v: not v.startswith("mnist.")}
+
+
+def result_path(workdir: Path, config: str, seed: int, group: str) -> Path:
+    return workdir / "runs" / config.replace(":", "_").replace(" ", "_") / f"{group}-seed{seed}.json"
+
+
+def run_tasks(tasks: list, jobs: int, started: float) -> None:
+    def launch(task) -> None:
+        config, seed, ids, out = task
+        env = {**os.environ, **BENIGN.get(config, ({}, 1))[0]}
+        cmd = [sys.executable, __file__, "--worker", config, str(seed), str(out), "--variants", *ids]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{config} seed {seed} failed:\n{proc.stderr[-3000:]}")
+        print(f"  {config:<44} seed {seed} {len(ids):>2} variants  done at {time.time() - started:5.0f} s", flush=True)
+
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(launch, tasks))
+
+
+def differing_variants(workdir: Path, config: str, seed: int) -> set[str]:
+    """Variants whose run under `config` is not bitwise the canonical run (same seed)."""
+    base, other = load(workdir, "canonical", seed), load(workdir, config, seed)
+    return {key.split("/")[0] for key, rec in other.items()
+            if key in base and (not np.array_equal(rec["losses"], base[key]["losses"])
+                                or rec["params"] != base[key]["params"])}
+
+
+def seeds_for(variant: str, seeds: list[int]) -> list[int]:
+    """The golden seeds plus five more: seeds[:6], and one more for the random-depth variants."""
+    return seeds if variant.endswith(".dynamic") else seeds[:6]
+
+
+def run_missing(workdir: Path, configs: list[str], seeds: list[int], variants: list[str], jobs: int) -> None:
+    """Phase 1: every configuration on the first seed. Phase 2: the other seeds, for configurations
+    (and variants) that changed anything on the first seed: one that leaves every variant bitwise
+    equal runs the same kernels here, and more seeds would only repeat the canonical run."""
+    started = time.time()
+
+    def tasks_for(config: str, seed_list: list[int], only: set[str] | None) -> list:
+        tasks = []
+        for group, member in GROUPS.items():
+            for seed in seed_list:
+                ids = [v for v in variants_for(config, variants) if member(v) and seed in seeds_for(v, seeds)
+                       and (only is None or v in only)]
+                out = result_path(workdir, config, seed, group)
+                if ids and not out.exists():
+                    tasks.append((config, seed, ids, out))
+        return tasks
+
+    first = seeds[0]
+    phase1 = [t for c in ["canonical", *configs] for t in tasks_for(c, [first], None)]
+    phase1 = list({t[3]: t for t in phase1}.values())
+    if phase1:
+        print(f"calibrate: phase 1, {len(phase1)} processes ({jobs} at a time)", flush=True)
+        run_tasks(phase1, jobs, started)
+    phase2 = tasks_for("canonical", seeds[1:], None)
+    seen: dict[str, str] = {}  # digest of a configuration's first-seed results -> the configuration
+    for config in configs:
+        if config == "canonical":
+            continue
+        moved = differing_variants(workdir, config, first)
+        if config in REAL_LR or config in REAL_EPS:
+            moved = None  # the minimum detectable change is measured on every seed
+        elif not moved:
+            continue
+        elif config in BENIGN:
+            # two configurations with bitwise the same results ran the same kernels: one is enough
+            digest = json.dumps({k: (list(map(float, v["losses"])), v["params"])
+                                 for k, v in sorted(load(workdir, config, first).items())})
+            if digest in seen:
+                print(f"  {config}: bitwise the same as {seen[digest]} on seed {first}; not re-run", flush=True)
+                continue
+            seen[digest] = config
+        phase2 += tasks_for(config, seeds[1:], moved)
+    if phase2:
+        print(f"calibrate: phase 2, {len(phase2)} processes ({jobs} at a time)", flush=True)
+        run_tasks(phase2, jobs, started)
+
+
+def load(workdir: Path, config: str, seed: int) -> dict:
+    data = {}
+    for group in GROUPS:
+        path = result_path(workdir, config, seed, group)
+        if path.exists():
+            data.update(json.loads(path.read_text()))
+    for rec in data.values():
+        rec["losses"] = np.array([float(x) for x in rec["losses"]], dtype=np.float64)
+    return data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/tes-calibration"))
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--seeds", default="0-6", help="seeds to measure (default 0-6: every golden seed and 5 more)")
+    parser.add_argument("--variants", nargs="*", default=None)
+    parser.add_argument("--configs", nargs="*", default=None, help="benign configurations (default: all)")
+    parser.add_argument("--no-real", action="store_true", help="skip the real changes")
+    parser.add_argument("--write", action="store_true",
+                        help="write specs/golden_tolerances.toml and benchmarks/calibration_report.md")
+    parser.add_argument("--worker", nargs=3, metavar=("CONFIG", "SEED", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    variants = args.variants or _all_variants()
+    if args.worker:
+        config, seed, out = args.worker
+        worker(config, int(seed), variants, Path(out))
+        return
+    seeds = parse_seeds(args.seeds)
+    benign = args.configs or list(BENIGN)
+    configs = benign + ([] if args.no_real else real_changes())
+    run_missing(args.workdir, configs, seeds, variants, args.jobs)
+
+    from calibration_analysis import analyse
+
+    analyse(args.workdir, benign, [] if args.no_real else real_changes(), seeds, variants, write=args.write)
+
+
+if __name__ == "__main__":
+    main()
