@@ -69,6 +69,12 @@ def main() -> None:
                     print(f"  {dtype}: changed but within policy: " + "; ".join(
                         f"{v.variant} (max rel {v.max_rel_error:.2g})" for v in verdicts if v.status == policy.CLOSE))
                 print(f"  {dtype}: bitwise unchanged: {len(unchanged)}")
+                from reference.torch_facts import optimizer_default_mismatches
+
+                named = optimizer_default_mismatches()
+                if named:
+                    print(f"  {dtype}: caught by test_optimizer_defaults_the_tutorials_rely_on_are_torchs: "
+                          + "; ".join(named))
                 broken = broken_equivalences(runs)
                 if broken:
                     print(f"  {dtype}: equivalence claims broken (test_equivalent_variants_give_the_same_trajectory): "

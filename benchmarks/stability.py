@@ -25,7 +25,10 @@ from calibrate import BENIGN, NUMPY_ONLY  # noqa: E402
 
 # canonical is what the goldens record; the NumPy-only ones do not move torch at all
 ROTATION = [name for name in BENIGN if name != "canonical" and name not in NUMPY_ONLY]
-DEFAULT_COMMAND = [sys.executable, "-m", "pytest", "-n", "auto", "-p", "no:cacheprovider"]
+def default_command(threads: int) -> list[str]:
+    """The gate; one xdist worker when each run has threads of its own (two workers of 2-4 threads
+    each on 2 cores stall: benchmarks/bench_gate.py)."""
+    return [sys.executable, "-m", "pytest", "-n", "auto" if threads == 1 else "1", "-p", "no:cacheprovider"]
 
 
 def config_of_the_day(today: datetime.date | None = None) -> str:
@@ -44,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     choice.add_argument("--config", choices=sorted(BENIGN), help="one configuration (default: the day's)")
     choice.add_argument("--all", action="store_true", help="every configuration of the rotation in turn")
     choice.add_argument("--list", action="store_true", help="print the rotation and exit")
-    parser.add_argument("command", nargs="*", help="the command to run (default: pytest -n auto)")
+    parser.add_argument("command", nargs="*", help="the command to run (default: the gate, pytest -n auto)")
     args = parser.parse_args(argv)
     if args.list:
         for name in ROTATION:
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         env_vars, threads = BENIGN[name]
         shown = " ".join([f"TES_THREADS={threads}", *(f"{k}={v}" for k, v in env_vars.items())])
         print(f"stability: benign configuration {name!r}: {shown}", flush=True)
-        code = subprocess.run(args.command or DEFAULT_COMMAND, env=environment(name), cwd=ROOT).returncode
+        code = subprocess.run(args.command or default_command(threads), env=environment(name), cwd=ROOT).returncode
         print(f"stability: {name!r} exit status {code}", flush=True)
         status = status or code
     return status

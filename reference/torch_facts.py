@@ -27,3 +27,18 @@ def fact(name: str) -> float:
 
 def clamp_passes_gradient_at_zero() -> bool:
     return fact("clamp_min_grad_at_zero") == 1.0
+
+
+def optimizer_default_mismatches() -> list[str]:
+    """The optimiser defaults of specs/torch_behaviour.toml [optimizer_defaults] that the installed
+    torch does not have, as 'SGD weight_decay: 1e-06, expected 0.0' lines (empty: all as stated)."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    out = []
+    for name, expected in load_toml("torch_behaviour.toml")["optimizer_defaults"].items():
+        defaults = getattr(torch.optim, name)([param], lr=1e-3).defaults
+        for key, want in expected.items():
+            have = defaults.get(key)
+            have = list(have) if isinstance(have, tuple) else have
+            if have != want:
+                out.append(f"{name} {key}: {have!r}, expected {want!r}")
+    return out
