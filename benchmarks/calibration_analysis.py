@@ -57,6 +57,7 @@ def derive(vid: str, dtype: str, pairs: list[Pair], cal: dict, inflate: dict | N
     horizon: where the bands end (default: where a step would need more than max_pointwise_rtol).
     """
     inflate = inflate or {}
+    cal = {k: (v[dtype] if isinstance(v, dict) else v) for k, v in cal.items()}  # per-dtype values
     eps = float(np.finfo(dtype).eps)
     n = len(pairs[0].canon["losses"])
     envelope = np.zeros(n)
@@ -139,6 +140,7 @@ def jackknife(vid: str, dtype: str, pairs: list[Pair], cal: dict) -> tuple[dict,
     Leaving one configuration out is the closest the calibration gets to a CPU it has never seen."""
     configs = sorted({p.config for p in pairs})
     safety = cal["jackknife_safety"]
+
 
     def factors(row_of_others, held: str) -> dict[str, float]:
         out = {"bands": 0.0, "tail": 0.0, "shadow": 0.0, "params": 0.0}
