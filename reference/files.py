@@ -42,11 +42,10 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _error(kind: type[OSError], number: int, path: Path, text: str) -> OSError:
-    """An OSError whose message reads "<text>" and which still carries errno and filename."""
-    exc = kind(text)
-    exc.errno, exc.filename = number, str(path)
-    return exc
+def _error(kind: type[OSError], text: str) -> OSError:
+    """An OSError whose message reads "<text>" (no errno or filename: str() would then read
+    "[Errno N] ...: '<file>'")."""
+    return kind(text)
 
 
 def _renamed(exc: OSError, path: Path) -> OSError:
@@ -54,11 +53,11 @@ def _renamed(exc: OSError, path: Path) -> OSError:
     if exc.errno is None:
         return exc
     reason = exc.strerror or os.strerror(exc.errno)
-    return _error(type(exc), exc.errno, path, f"cannot write {path}: {reason}")
+    return _error(type(exc), f"cannot write {path}: {reason}")
 
 
 def _exists(path: Path) -> OSError:
-    return _error(FileExistsError, errno.EEXIST, path, f"{path} exists; pass overwrite=True to replace it")
+    return _error(FileExistsError, f"{path} exists; pass overwrite=True to replace it")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, overwrite: bool = False) -> Path:
@@ -71,15 +70,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, 
     """
     path = Path(path)
     if path.is_dir():
-        raise _error(IsADirectoryError, errno.EISDIR, path, f"{path} is a directory, not a file")
+        raise _error(IsADirectoryError, f"{path} is a directory, not a file")
     existing_mode = None
     if path.exists():
         if not overwrite:
             raise _exists(path)
         existing_mode = stat.S_IMODE(path.stat().st_mode)
         if not existing_mode & stat.S_IWUSR or not os.access(path, os.W_OK):  # root ignores modes
-            raise _error(PermissionError, errno.EACCES, path,
-                         f"{path} is read-only; not replaced (make it writable to update it)")
+            raise _error(PermissionError, f"{path} is read-only; not replaced (make it writable to update it)")
     mode = existing_mode if existing_mode is not None else 0o666 & ~current_umask()
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -108,8 +106,6 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, 
                 os.chmod(path, mode)
         _fsync_directory(path.parent)
     except OSError as exc:
-        if exc.filename == str(path):
-            raise
         raise _renamed(exc, path) from None
     finally:
         if os.path.exists(tmp):
