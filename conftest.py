@@ -131,17 +131,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_slow)
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("cuda") is None:
-        return
-    reason = cuda_unavailable_reason()
-    if reason is None:
-        return
-    if item.config.getoption("--require-cuda"):
-        pytest.fail(f"--require-cuda: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture
 def artifacts_dir(request: pytest.FixtureRequest):
     from pathlib import Path
@@ -175,19 +164,65 @@ def cached_run(pytestconfig: pytest.Config):
 
 # --- trajectory recording (tox: results/<env>/ for `python -m reference compare`) ---------------
 
+RECORDED_BY = "pytest --record-trajectories"  # marks the files this option writes
+
+
 def _recording_dir(config: pytest.Config):
     from pathlib import Path
 
     value = config.getoption("--record-trajectories")
-    return None if value is None else Path(value)
+    return None if value is None else Path(os.path.expanduser(value))
+
+
+def _written_by_recording(path) -> bool:
+    """A results file of an earlier --record-trajectories session (its first bytes carry the mark)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(200).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return f'"recorded_by": "{RECORDED_BY}"' in head
+
+
+def prepare_recording_dir(out) -> list:
+    """Make `out` ready for a session's recording, before any run: created if need be, and emptied
+    of an earlier session's files (only those: gw*.json / main.json carrying the mark). Any other
+    results file there would be read by `compare` as part of this recording, so the directory is
+    refused (pytest.UsageError), and nothing in it is touched. Returns the files removed."""
+    import tempfile
+
+    if out.exists() and not out.is_dir():
+        raise pytest.UsageError(f"--record-trajectories {out}: is a file, not a directory")
+    if out.is_dir():
+        ours, foreign = [], []
+        for path in sorted(out.glob("*.json")):
+            if path.name.startswith("."):
+                continue
+            is_ours = (path.name == "main.json" or path.name.startswith("gw")) and _written_by_recording(path)
+            (ours if is_ours else foreign).append(path)
+        if foreign:
+            names = ", ".join(p.name for p in foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+            raise pytest.UsageError(
+                f"--record-trajectories {out}: holds results files this option did not write ({names}); "
+                "`compare` would mix them into the recording. Choose a new or empty directory, or move them."
+            )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise pytest.UsageError(f"--record-trajectories {out}: cannot write there ({exc.strerror or exc})") from None
+    for path in ours:
+        path.unlink()
+    return ours
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """One torch thread per test process; the controller empties the recording DIR of an earlier
-    session's files (one per worker) before any run."""
-    # Runs that name threads= get them; the rest use one thread (TES_THREADS: benchmarks/stability.py):
-    # at these sizes 2 threads never help, and two xdist workers with 2 threads each on 2 cores
-    # stall (benchmarks/bench_gate.py).
+    """One torch thread per test process (TES_THREADS: benchmarks/stability.py); the controller
+    prepares the recording DIR before any run; golden updates stop when the controller does."""
+    # Runs that name threads= get them; the rest use gate_threads(): at these sizes 2 threads never
+    # help, and two xdist workers with 2 threads each on 2 cores stall (benchmarks/bench_gate.py).
     from reference.golden import gate_threads
 
     try:
@@ -195,9 +230,9 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     out = _recording_dir(config)
-    if out is not None and not hasattr(config, "workerinput") and out.is_dir():
-        for stale in [*out.glob("gw*.json"), *out.glob("main.json")]:
-            stale.unlink()
+    if out is not None and not hasattr(config, "workerinput"):
+        prepare_recording_dir(out)
+    _stop_with_the_controller(config)
 
 
 def _record_trajectories(config: pytest.Config, trajectories: list) -> None:
@@ -208,7 +243,52 @@ def _record_trajectories(config: pytest.Config, trajectories: list) -> None:
     from reference.compare import save_results
 
     worker = config.workerinput["workerid"] if hasattr(config, "workerinput") else "main"
-    save_results(out / f"{worker}.json", trajectories)
+    save_results(out / f"{worker}.json", trajectories, recorded_by=RECORDED_BY)
+
+
+# --- stopping ---------------------------------------------------------------------------------------
+
+def controller_gone(parent_pid: int) -> str | None:
+    """Why a worker must stop (its controller, the process that started it, has exited), or None."""
+    if os.getppid() != parent_pid:
+        return f"the pytest controller (pid {parent_pid}) has stopped"
+    return None
+
+
+def _stop_with_the_controller(config: pytest.Config) -> None:
+    """SIGTERM to the controller stops the session as Ctrl-C does (xdist then shuts its workers
+    down); a worker whose controller has gone anyway (SIGKILL) writes no more goldens and runs no
+    more tests."""
+    import signal
+
+    if hasattr(config, "workerinput"):
+        from reference import golden
+
+        parent = os.getppid()
+        config._tes_controller_pid = parent  # type: ignore[attr-defined]
+        golden.stop_writing_when(lambda: controller_gone(parent))
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+        signal.signal(signal.SIGTERM, interrupt)
+        config.add_cleanup(lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    parent = getattr(item.config, "_tes_controller_pid", None)
+    reason = None if parent is None else controller_gone(parent)
+    if reason:
+        pytest.exit(f"worker stopping: {reason}", returncode=2)
+    if item.get_closest_marker("cuda") is None:
+        return
+    reason = cuda_unavailable_reason()
+    if reason is None:
+        return
+    if item.config.getoption("--require-cuda"):
+        pytest.fail(f"--require-cuda: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 # --- golden report ---------------------------------------------------------------------------------

@@ -2,23 +2,37 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from .catalogue import load_variants, lookup
-from .harness import Trajectory, execute, plan, save_trajectories
+from .compare import add_compare_parser
+from .errors import UsageError
+from .harness import SEED_LIMIT, Trajectory, execute, plan, resolve_hyperparameters, save_trajectories
 
+__all__ = ["UsageError", "build_parser", "main"]
 
-class UsageError(Exception):
-    """Bad input from the command line: printed as one line, exit status 2."""
+# `run` arguments that have their own flag: `--set steps=5` is pointed to `--steps 5`
+RUN_FLAGS = {"steps": "--steps", "seed": "--seed", "device": "--device", "dtype": "--dtype",
+             "threads": "--threads"}
 
 
 def _parse_override(text: str, variant_id: str) -> tuple[str, Any]:
+    """NAME=VALUE of --set, checked against the variant's hyperparameters (name, type and range)."""
     name, sep, raw = text.partition("=")
     if not sep or not name:
         raise UsageError(f"--set expects NAME=VALUE, got {text!r}")
-    hp = lookup(variant_id).hyperparameters
+    if name in RUN_FLAGS:
+        raise UsageError(f"--set {text}: {name} is not a hyperparameter; use {RUN_FLAGS[name]} {raw or 'VALUE'}")
+    variant = lookup(variant_id)
+    hp = variant.hyperparameters
+    if name not in hp:
+        valid = [k for k in hp if k != "steps"]
+        raise UsageError(f"--set {text}: {variant_id} has no hyperparameter {name!r}. "
+                         f"Valid choices: {', '.join(valid)}")
     default = hp.get(name)
     if isinstance(default, bool):
         if raw.lower() not in ("true", "false"):
@@ -29,8 +43,14 @@ def _parse_override(text: str, variant_id: str) -> tuple[str, Any]:
             value = float(raw)
         except ValueError:
             raise UsageError(f"--set {name} expects a number, got {raw!r}") from None
-        return name, int(value) if isinstance(default, int) and value.is_integer() else value
-    return name, raw  # strings, and unknown names (run() reports those with the valid choices)
+        value = int(value) if isinstance(default, int) and value.is_integer() and abs(value) < 2**63 else value
+    else:
+        value = raw
+    try:
+        resolve_hyperparameters(variant, {name: value})
+    except ValueError as exc:
+        raise UsageError(f"--set {text}: {exc}") from None
+    return name, value
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -43,13 +63,27 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+_bar_open = False  # a progress bar line on stderr awaits its newline
+
+
 def _progress_bar(done: int, total: int, label: str) -> None:
+    global _bar_open
     width = 30
     filled = width * done // total
     sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label:<24}")
+    _bar_open = done != total
     if done == total:
         sys.stderr.write("\n")
     sys.stderr.flush()
+
+
+def _end_progress_line() -> None:
+    """So that an error starts on a line of its own."""
+    global _bar_open
+    if _bar_open:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+        _bar_open = False
 
 
 def _print_table(trajectories: list[Trajectory]) -> None:
@@ -66,10 +100,66 @@ def _print_table(trajectories: list[Trajectory]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
-def _mnist_root(cli_value: str | None) -> str:
-    from .mnist import resolve_root
+def _mnist_root(cli_value: str | None) -> tuple[str, str]:
+    """(data_root, where it came from) for mnist.* runs: --mnist-root, else $MNIST_ROOT, else ""."""
+    from .mnist import ENV_VAR, resolve_root
 
-    return resolve_root(cli_value)
+    root = os.path.expanduser(resolve_root(cli_value))
+    where = f"--mnist-root {root}" if cli_value is not None else f"{ENV_VAR}={root}"
+    return root, where
+
+
+def _check_mnist_root(root: str, where: str) -> None:
+    from .mnist import check_root
+
+    try:
+        check_root(root)
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc} (the four MNIST IDX files, raw or .gz; "
+                         f"unset it for the embedded digits)") from None
+
+
+def _is_read_only(path: Path) -> bool:
+    mode = path.stat().st_mode
+    return not mode & 0o200 or not os.access(path, os.W_OK)
+
+
+def output_file(value: str, flag: str, *, overwrite: bool) -> Path:
+    """The file `flag` names, checked before any work: not a directory, replaceable only with
+    --overwrite and if writable, its directory created (or refused with the reason) and writable."""
+    path = Path(os.path.expanduser(value))
+    if value.endswith(("/", os.sep)) or path.is_dir():
+        raise UsageError(f"{flag} {value}: is a directory; give a file name, e.g. {flag} "
+                         f"{(value.rstrip('/' + os.sep) or '.')}/results.json")
+    if path.exists():
+        if not overwrite:
+            raise UsageError(f"{flag} {value} exists; pass --overwrite to replace it")
+        if _is_read_only(path):
+            raise UsageError(f"{flag} {value} is read-only; not replaced (make it writable, or choose another file)")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"{flag} {value}: {ancestor} is a file, not a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"{flag} {value}: cannot write in {path.parent} ({exc.strerror or exc})") from None
+    return path
+
+
+def _check_run_flags(args: argparse.Namespace) -> None:
+    """The flags' own ranges, in the flags' words (plan() checks them again for the API)."""
+    if not 0 <= args.seed < SEED_LIMIT:
+        raise UsageError(f"--seed {args.seed}: must be from 0 to {SEED_LIMIT - 1} "
+                         "(NumPy's seeding accepts no more than 32 bits)")
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps {args.steps}: must be 1 or more")
+    if args.threads < 1:
+        raise UsageError(f"--threads {args.threads}: must be 1 or more")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -81,41 +171,71 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("name at least one variant id (see `python -m reference list`) or pass --all")
     for vid in ids:
         lookup(vid)  # fail on a bad id before running anything
-    if args.out is not None and Path(args.out).exists() and not args.overwrite:
-        raise UsageError(f"--out {args.out} exists; pass --overwrite to replace it")
+    _check_run_flags(args)
     overrides_by_id = {vid: dict(_parse_override(s, vid) for s in args.set) for vid in ids}
-    for vid in ids:
-        if lookup(vid).family == "mnist":
-            overrides_by_id[vid].setdefault("data_root", _mnist_root(args.mnist_root))
+    if any(lookup(vid).family == "mnist" for vid in ids):
+        root, where = _mnist_root(args.mnist_root)
+        if root:
+            _check_mnist_root(root, where)
+        for vid in ids:
+            if lookup(vid).family == "mnist":
+                overrides_by_id[vid].setdefault("data_root", root)
     run_args = dict(seed=args.seed, device=args.device, dtype=args.dtype, steps=args.steps, threads=args.threads)
     for vid in ids:
-        plan(vid, **run_args, **overrides_by_id[vid])  # every argument checked before the first run
+        try:
+            plan(vid, **run_args, **overrides_by_id[vid])  # every argument checked before the first run
+        except ValueError as exc:
+            raise UsageError(f"{vid}: {exc}") from None
+    out = None if args.out is None else output_file(args.out, "--out", overwrite=args.overwrite)
     show_progress_bar = len(ids) > 1
-    trajectories = []
-    for i, vid in enumerate(ids):
-        if show_progress_bar:
-            _progress_bar(i, len(ids), vid)
-            on_step = None
-        else:
-            print(f"{vid} (seed {args.seed}, {args.device}, {args.dtype or 'tutorial dtype'})")
+    trajectories: list[Trajectory] = []
+    try:
+        for i, vid in enumerate(ids):
+            if show_progress_bar:
+                _progress_bar(i, len(ids), vid)
+                on_step = None
+            else:
+                print(f"{vid} (seed {args.seed}, {args.device}, {args.dtype or 'tutorial dtype'})")
 
-            def on_step(t: int, loss: float) -> None:
-                if t % 100 == 99:
-                    print(t, loss)
+                def on_step(t: int, loss: float) -> None:
+                    if t % 100 == 99:
+                        print(t, loss)
 
-        trajectories.append(execute(vid, on_step=on_step, **run_args, **overrides_by_id[vid]))
-        if lookup(vid).family == "mnist" and not show_progress_bar:
-            from .mnist import run_report
+            trajectories.append(execute(vid, on_step=on_step, **run_args, **overrides_by_id[vid]))
+            if lookup(vid).family == "mnist" and not show_progress_bar:
+                from .mnist import run_report
 
-            print(run_report(trajectories[-1]))
+                print(run_report(trajectories[-1]))
+    except BaseException:
+        _end_progress_line()
+        _keep_finished(trajectories, len(ids), out, args.overwrite)
+        raise
     if show_progress_bar:
         _progress_bar(len(ids), len(ids), "done")
     print()
     _print_table(trajectories)
-    if args.out is not None:
-        save_trajectories(args.out, trajectories, overwrite=args.overwrite)
-        print(f"\nwrote {len(trajectories)} trajectories to {args.out}")
+    if out is not None:
+        save_trajectories(out, trajectories, overwrite=args.overwrite)
+        print(f"\nwrote {len(trajectories)} trajectories to {out}")
     return 0
+
+
+def _keep_finished(trajectories: list[Trajectory], total: int, out: Path | None, overwrite: bool) -> None:
+    """A run stopped part-way: show and keep what finished, and say where it is."""
+    if not trajectories:
+        return
+    print()
+    _print_table(trajectories)
+    where = "above"
+    if out is not None:
+        try:
+            save_trajectories(out, trajectories, overwrite=overwrite)
+            where = f"in {out}"
+        except OSError as exc:
+            where = f"above (not written to {out}: {exc})"
+    sys.stdout.flush()
+    print(f"stopped after {len(trajectories)} of {total} variants; the finished trajectories are {where}",
+          file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,12 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--overwrite", action="store_true", help="allow --out to replace an existing file")
     p_run.set_defaults(func=cmd_run)
 
-    try:
-        from .compare import add_compare_parser
-    except ImportError:
-        pass
-    else:
-        add_compare_parser(sub)
+    add_compare_parser(sub)
     return parser
 
 
@@ -161,13 +276,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, ValueError, FileExistsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # e.g. piped into head
         sys.stderr.close()
         return 0
+    except (UsageError, ValueError, OSError) as exc:
+        _end_progress_line()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
+        _end_progress_line()
         print("interrupted", file=sys.stderr)
         return 130
 

@@ -20,18 +20,23 @@ of the same start; that is the baseline column's float64 run of the variant and 
 tests use the float64 golden), or failing that the cell's own column's.
 
 A PNG of the loss curves and their relative differences is written for every row with a cell that is
-not exact. Exit status: 0 nothing diverged, 1 something diverged, 2 bad input.
+not exact (a folder that cannot be written is a warning; the matrix still prints). Below the matrix,
+the environment keys (reference.environment: CPU model and flags, BLAS and oneDNN builds and kernel
+paths, steering variables) by which a column differs from the baseline. Exit status: 0 nothing
+diverged, 1 something diverged (both only for a judgement made), 2 bad input or nothing comparable.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import os
 import re
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -39,7 +44,7 @@ import torch
 from . import policy
 from .catalogue import load_variants
 from .files import atomic_write
-from .cli import UsageError
+from .errors import UsageError
 from .harness import Trajectory, _json_float
 
 DEFAULT_PLOTS = Path("artifacts") / "compare"
@@ -109,6 +114,14 @@ class Column:
     device: str
     label: str
 
+    def environment(self) -> dict[str, Any]:
+        """What decided this column's bits (reference.environment): the record of its first run
+        that has one, less the per-run thread count; {} when its results predate the record."""
+        for (_, device), t in sorted(self.source.runs.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+            if device == self.device and t.environment:
+                return {k: v for k, v in t.environment.items() if k != "threads"}
+        return {}
+
 
 # --- reading -----------------------------------------------------------------------------------------
 
@@ -133,7 +146,7 @@ def params_digest(params: dict[str, torch.Tensor]) -> dict[str, str]:
     return out
 
 
-def save_results(path: Path, trajectories: list[Trajectory]) -> None:
+def save_results(path: Path, trajectories: list[Trajectory], *, recorded_by: str | None = None) -> None:
     """A results file for compare, atomically: the save_trajectories format, except that the final
     parameters are kept as digests ("params_sha256"; "params" is empty). A tox env records ~60 runs,
     MNIST's with 670k parameters each: in full that is 150 MB of JSON an env, as digests ~2 MB."""
@@ -146,7 +159,8 @@ def save_results(path: Path, trajectories: list[Trajectory]) -> None:
         d["params_sha256"] = params_digest(t.params)
         entries.append(d)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps({"schema": 1, "trajectories": entries}, indent=1) + "\n"
+    head = {"schema": 1} if recorded_by is None else {"schema": 1, "recorded_by": recorded_by}
+    text = json.dumps({**head, "trajectories": entries}, indent=1) + "\n"
     atomic_write(path, lambda f: f.write(text.encode()), overwrite=True)
 
 
@@ -277,8 +291,52 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     return lines
 
 
-def compare_sources(sources: list[Source], *, plots: Path | None) -> tuple[list[str], int]:
-    """The report's lines and the exit status."""
+def _nothing_comparable(columns: list[Column]) -> str:
+    labels = [c.label for c in columns]
+    if len(columns) == 1:
+        return (f"nothing to compare: {labels[0]} is a single column (one results source, one device); "
+                "give two or more results DIRs or FILEs, the first is the baseline")
+    return (f"nothing to compare: {labels[0]} (the baseline) and {', '.join(labels[1:])} share no run "
+            "(the same variant, dtype, seed, steps and hyperparameters)")
+
+
+def _environment_differences(columns: list[Column]) -> list[str]:
+    """Per column, the environment keys by which it differs from the baseline column."""
+    from .environment import explain_difference
+
+    baseline, lines = columns[0], []
+    base_env = baseline.environment()
+    for column in columns[1:]:
+        env = column.environment()
+        if not base_env and not env:
+            continue
+        differences = explain_difference(base_env, env, names=(baseline.label, column.label))
+        lines += [f"  {column.label}: {d}" for d in differences]
+    return lines
+
+
+def _unwritable(plots: Path) -> str | None:
+    """Why PNGs cannot be written under `plots`, or None (checked once, before any plot)."""
+    import tempfile
+
+    try:
+        plots.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=plots, prefix=".probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"cannot write in {plots} ({exc.strerror or exc}); --plots DIR chooses another folder, --no-plots none"
+    return None
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def compare_sources(sources: list[Source], *, plots: Path | None,
+                    warn: Callable[[str], None] = _stderr) -> tuple[list[str], int]:
+    """The report's lines and the exit status (0 or 1: a judgement was made). UsageError when no
+    cell could be judged: nothing is comparable. Plots that cannot be written are a warning."""
     multi_device = any(len(s.devices) > 1 for s in sources) or any(s.devices != ["cpu"] for s in sources)
     columns = [Column(s, d, f"{s.label}:{d}" if multi_device else s.label) for s in sources for d in s.devices]
     baseline = columns[0]
@@ -296,6 +354,9 @@ def compare_sources(sources: list[Source], *, plots: Path | None) -> tuple[list[
     counts = defaultdict(int)
     for cell in cells.values():
         counts[cell.status] += 1
+    problems = [p for s in sources for p in s.problems]
+    if not any(counts[s] for s in (policy.EXACT, policy.CLOSE, policy.FAILED)) and not problems:
+        raise UsageError(_nothing_comparable(columns))
     lines.append("")
     order = [policy.EXACT, policy.CLOSE, policy.FAILED, "missing", "no baseline"]
     names = {policy.FAILED: "diverged"}
@@ -323,21 +384,34 @@ def compare_sources(sources: list[Source], *, plots: Path | None) -> tuple[list[
     if details:
         lines += ["", "differences (! = beyond the policy):", *details]
 
-    problems = [p for s in sources for p in s.problems]
+    environment = _environment_differences(columns)
+    if environment:
+        lines += ["", "environment (what decides the bits beyond versions) differs from the baseline:", *environment]
+
     if problems:
         lines += ["", "problems:", *[f"! {p}" for p in problems]]
 
-    if plots is not None:
+    to_plot = []
+    for row in rows:
+        if all(cells[row, c.label].status in ("baseline", policy.EXACT, "missing", "no baseline") for c in columns):
+            continue
+        curves = {c.label: c.source.runs[(row, c.device)].losses for c in columns
+                  if (row, c.device) in c.source.runs}
+        if baseline.label in curves:
+            to_plot.append((row, curves))
+    plots_warning = None if plots is None or not to_plot else _unwritable(plots)
+    if plots_warning:
+        warn(f"warning: no plots: {plots_warning}")
+    elif plots is not None and to_plot:
         written, unavailable = [], False
-        for row in rows:
-            if all(cells[row, c.label].status in ("baseline", policy.EXACT, "missing", "no baseline") for c in columns):
-                continue
-            curves = {c.label: c.source.runs[(row, c.device)].losses for c in columns
-                      if (row, c.device) in c.source.runs}
-            if baseline.label not in curves:
-                continue
+        for row, curves in to_plot:
             path = plots / f"{row.file_stem()}.png"
-            if policy.plot_comparison(path, row.label(), curves, baseline.label):
+            try:
+                made = policy.plot_comparison(path, row.label(), curves, baseline.label)
+            except OSError as exc:
+                warn(f"warning: plot not written: {path} ({exc.strerror or exc})")
+                continue
+            if made:
                 written.append(path)
             else:
                 unavailable = True
@@ -352,10 +426,10 @@ def compare_sources(sources: list[Source], *, plots: Path | None) -> tuple[list[
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    paths = [Path(p) for p in args.results]
+    paths = [Path(os.path.expanduser(p)) for p in args.results]
     labels = _labels(paths)
     sources = [load_source(p, label) for p, label in zip(paths, labels)]
-    plots = None if args.no_plots else Path(args.plots)
+    plots = None if args.no_plots else Path(os.path.expanduser(args.plots))
     lines, status = compare_sources(sources, plots=plots)
     print("\n".join(lines))
     return status
@@ -367,7 +441,7 @@ def add_compare_parser(sub: Any) -> None:
         help="compare recorded trajectories (e.g. tox's results/<env>/) side by side",
         description="Compare results directories (or files) written by `tox` / `pytest --record-trajectories` "
         "or `python -m reference run --out`. The first is the baseline. Exit status: 0 nothing diverged "
-        "beyond the policy, 1 something did, 2 bad input.",
+        "beyond the policy, 1 something did (only for a judgement made), 2 bad input or nothing comparable.",
     )
     p.add_argument("results", nargs="+", metavar="DIR", help="results directory (*.json inside) or results file")
     p.add_argument("--plots", default=str(DEFAULT_PLOTS), metavar="DIR",

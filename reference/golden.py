@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 
 from .catalogue import load_variants, specs_dir
+from .environment import describe as describe_environment
 from .files import atomic_write
 from .harness import Trajectory
 from .policy import golden_seeds, golden_steps
@@ -79,18 +79,33 @@ def all_keys(families: tuple[str, ...] | None = None) -> Iterator[GoldenKey]:
 
 
 def environment() -> dict[str, Any]:
+    """Versions, and what else decides the bits (reference.environment.describe): CPU model and
+    instruction sets, MKL / oneDNN / NumPy BLAS and their kernel paths, the variables that steer them."""
     return {
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        **describe_environment(CANONICAL_DEVICE),
         "threads": CANONICAL_THREADS,  # torch intra-op and NumPy BLAS alike
     }
 
 
+# Set by the pytest plugin in xdist workers: returns why goldens must no longer be written (the
+# controller has stopped), or None. A worker whose controller is gone writes nothing more.
+_stop_reason: Callable[[], str | None] | None = None
+
+
+def stop_writing_when(check: Callable[[], str | None] | None) -> None:
+    """Install (or with None remove) the check write() consults before every golden."""
+    global _stop_reason
+    _stop_reason = check
+
+
 def write(key: GoldenKey, trajectory: Trajectory) -> Path:
-    """Write atomically: a temp file in the same directory, then rename over the target."""
+    """Write atomically: a temp file in the same directory, then rename over the target.
+
+    A read-only golden is refused (PermissionError), not replaced; a replaced one keeps its mode.
+    """
+    reason = _stop_reason() if _stop_reason is not None else None
+    if reason:
+        raise GoldenError(f"golden {key} not written: {reason}")
     if (trajectory.variant, trajectory.dtype, trajectory.seed, trajectory.device) != (
         key.variant, key.dtype, key.seed, CANONICAL_DEVICE
     ):

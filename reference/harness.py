@@ -14,6 +14,7 @@ import contextlib
 import inspect
 import json
 import math
+import os
 import platform
 import random
 import time
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 
 from .catalogue import Variant, lookup
+from .environment import describe as describe_environment
 
 DTYPE_NAMES = {
     "float32": "float32", "float": "float32", "torch.float32": "float32",
@@ -52,6 +54,9 @@ class Trajectory:
     cpu_capability: str
     tf32: bool
     wall_time_s: float
+    # what decides the bits beyond the versions (reference.environment.describe, plus the thread
+    # count); {} in results written before it was recorded
+    environment: dict[str, Any] = field(default_factory=dict)
 
     def to_json_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -112,7 +117,65 @@ def check_device(variant: Variant, device: Any) -> torch.device:
             )
     elif dev.type != "cpu":
         raise ValueError(f"device {device!r} is not supported. Valid choices: cpu, cuda")
+    elif dev.index not in (None, 0):  # torch accepts "cpu:1" and runs on the one CPU device
+        raise ValueError(f"device {device!r} does not exist: there is one CPU device. Valid choices: cpu")
     return dev
+
+
+SEED_LIMIT = 2**32  # np.random.seed and random.seed accept any int, NumPy's legacy seeding only 0 .. 2**32 - 1
+INT_LIMIT = 2**31 - 1  # every integer hyperparameter is a count or a size
+NON_NEGATIVE = ("lr", "momentum")  # torch.optim rejects negative values of these
+SIZE_EXEMPT = ("steps", "batch_size")  # counts that allocate nothing in proportion
+
+
+def _check_value(variant: Variant, name: str, value: Any, default: Any) -> Any:
+    """`value` for hyperparameter `name`, converted to its default's type; ValueError if out of range."""
+    if name in variant.choices and value not in variant.choices[name]:
+        raise ValueError(
+            f"{name}={value!r} is not valid for {variant.id}. Valid choices: "
+            + ", ".join(map(str, variant.choices[name]))
+        )
+    if isinstance(default, bool) or isinstance(default, str):
+        if type(value) is not type(default):
+            raise ValueError(f"{name} must be a {type(default).__name__}, got {value!r}")
+        return value
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if isinstance(default, int):
+            if not float(value).is_integer() or not 1 <= value <= INT_LIMIT:
+                raise ValueError(f"{name} must be a whole number from 1 to {INT_LIMIT}, got {value!r}")
+            return int(value)
+        if name in NON_NEGATIVE and value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value!r}")
+        return float(value)
+    return value
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_sizes(variant: Variant, hp: Mapping[str, Any]) -> None:
+    """Refuse sizes whose largest tensor (the product of two sizes, as N x D_in) cannot fit in memory,
+    before any allocation fails halfway through a run."""
+    sizes = {k: v for k, v in hp.items() if type(v) is int and k not in SIZE_EXEMPT}
+    memory = _memory_bytes()
+    if not sizes or memory is None:
+        return
+    names = sorted(sizes, key=sizes.get, reverse=True)[:2]
+    elements = math.prod(sizes[n] for n in names)
+    needed = elements * 8  # float64, the widest dtype a run may use
+    if needed > memory:
+        raise ValueError(
+            f"{' x '.join(f'{n}={sizes[n]}' for n in names)} needs a tensor of {elements:.3g} numbers "
+            f"({needed / 2**30:.3g} GiB in float64), more than this machine's {memory / 2**30:.3g} GiB of memory"
+        )
 
 
 def resolve_hyperparameters(variant: Variant, overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -124,22 +187,8 @@ def resolve_hyperparameters(variant: Variant, overrides: Mapping[str, Any]) -> d
                 f"unknown override {name!r} for {variant.id}. Valid choices: {', '.join(valid)}"
                 " (use steps= for the number of steps)"
             )
-        default = hp[name]
-        if name in variant.choices and value not in variant.choices[name]:
-            raise ValueError(
-                f"{name}={value!r} is not valid for {variant.id}. Valid choices: "
-                + ", ".join(map(str, variant.choices[name]))
-            )
-        if isinstance(default, bool) or isinstance(default, str):
-            if type(value) is not type(default):
-                raise ValueError(f"{name} must be a {type(default).__name__}, got {value!r}")
-        elif isinstance(default, (int, float)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{name} must be a number, got {value!r}")
-            if isinstance(default, int) and not float(value).is_integer():
-                raise ValueError(f"{name} must be an integer, got {value!r}")
-            value = type(default)(value)
-        hp[name] = value
+        hp[name] = _check_value(variant, name, value, hp[name])
+    _check_sizes(variant, hp)
     return hp
 
 
@@ -251,22 +300,29 @@ def plan(
 ) -> Plan:
     """Check every argument of a run; raise ValueError naming the problem and the valid choices."""
     variant = lookup(variant_id)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+        raise ValueError(f"seed must be a non-negative integer below 2**32 ({SEED_LIMIT}), got {seed!r}")
     if steps is None:
         steps = variant.steps
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
+    dev = check_device(variant, device)
+    dtype_name = canonical_dtype(variant, dtype)
+    hyperparameters = resolve_hyperparameters(variant, overrides)
+    if variant.family == "mnist" and hyperparameters.get("data_root"):
+        from .mnist.data import check_root
+
+        check_root(hyperparameters["data_root"])  # the files, before a run that would fail on them
     return Plan(
         variant=variant,
         seed=seed,
-        device=check_device(variant, device),
-        dtype=canonical_dtype(variant, dtype),
+        device=dev,
+        dtype=dtype_name,
         steps=steps,
         threads=threads,
-        hyperparameters=resolve_hyperparameters(variant, overrides),
+        hyperparameters=hyperparameters,
     )
 
 
@@ -315,6 +371,7 @@ def execute(
         cpu_capability=torch.backends.cpu.get_cpu_capability(),
         tf32=tf32,
         wall_time_s=wall,
+        environment={**describe_environment(dev), "threads": n_threads},
     )
 
 

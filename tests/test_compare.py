@@ -194,27 +194,63 @@ def test_bad_input_exits_2_with_a_one_line_error_naming_the_path(tmp_path, capsy
     assert str(bad) in err and message in err
 
 
-def test_record_trajectories_writes_the_sessions_shared_runs_and_clears_stale_files(pytester):
-    """The option tox passes: the runs of cached_run land in DIR/main.json at the end of the
-    session (DIR/<worker>.json under xdist); files of an earlier session are removed first."""
-    pytester.makepyfile(textwrap.dedent("""
-        def test_a(cached_run):
-            cached_run("poly.nn", steps=3, threads=1)
+RECORDING_TESTS = textwrap.dedent("""
+    def test_a(cached_run):
+        cached_run("poly.nn", steps=3, threads=1)
 
-        def test_b(cached_run):
-            cached_run("poly.tensor", steps=4, threads=1, dtype="float64")
-            cached_run("poly.nn", steps=3, threads=1)  # shared: recorded once
-    """))
-    out = pytester.path / "results" / "env"
-    out.mkdir(parents=True)
-    for stale in ("gw7.json", "main.json"):
-        (out / stale).write_text("from an earlier session")
+    def test_b(cached_run):
+        cached_run("poly.tensor", steps=4, threads=1, dtype="float64")
+        cached_run("poly.nn", steps=3, threads=1)  # shared: recorded once
+""")
+
+
+def _record(pytester, out):
     # the suite's conftest.py (already imported as `conftest`), loaded as a plugin by that name
-    result = pytester.runpytest("-p", "conftest", "-p", "no:cacheprovider", "--record-trajectories", str(out))
+    return pytester.runpytest("-p", "conftest", "-p", "no:cacheprovider", "--record-trajectories", str(out))
+
+
+def test_record_trajectories_writes_the_sessions_shared_runs_and_replaces_only_its_own_files(pytester):
+    """The option tox passes: the runs of cached_run land in DIR/main.json at the end of the
+    session (DIR/<worker>.json under xdist); an earlier session's recording is removed first, and
+    nothing else in DIR is touched."""
+    import conftest
+
+    pytester.makepyfile(RECORDING_TESTS)
+    out = pytester.path / "results" / "env"
+    compare.save_results(out / "gw7.json", [trajectory()], recorded_by=conftest.RECORDED_BY)  # an earlier -n 8
+    (out / "junit.xml").write_text("<testsuites/>")  # tox's --junitxml, not a results file
+    result = _record(pytester, out)
     result.assert_outcomes(passed=2)
-    assert sorted(p.name for p in out.iterdir()) == ["main.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["junit.xml", "main.json"]
+    assert (out / "junit.xml").read_text() == "<testsuites/>"
     recorded = [(t.variant, t.dtype, t.steps) for t, _ in compare._read_file(out / "main.json")]
     assert sorted(recorded) == [("poly.nn", "float32", 3), ("poly.tensor", "float64", 4)]
+    assert all(t.environment.get("cpu_model") for t, _ in compare._read_file(out / "main.json"))
+
+
+@pytest.mark.parametrize("theirs", ["main.json", "gw0.json", "baseline.json"])
+def test_record_trajectories_refuses_a_directory_holding_results_it_did_not_write(pytester, theirs):
+    """Reproducer: `pytest --record-trajectories DIR` deleted main.json / gw*.json the user had in DIR."""
+    pytester.makepyfile(RECORDING_TESTS)
+    out = pytester.path / "mine"
+    save_trajectories(out / theirs, [trajectory()])  # e.g. from `python -m reference run --out`
+    before = (out / theirs).read_bytes()
+    result = _record(pytester, out)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.startswith("ERROR:")]
+    assert len(errors) == 1 and f"holds results files this option did not write ({theirs})" in errors[0]
+    assert "Choose a new or empty directory" in errors[0]
+    assert [p.name for p in out.iterdir()] == [theirs] and (out / theirs).read_bytes() == before
+
+
+def test_record_trajectories_refuses_a_file_in_place_of_the_directory(pytester):
+    pytester.makepyfile(RECORDING_TESTS)
+    a_file = pytester.path / "results.json"
+    a_file.write_text("mine")
+    result = _record(pytester, a_file)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert any("is a file, not a directory" in line for line in result.stderr.lines)
+    assert a_file.read_text() == "mine"
 
 
 def test_each_xdist_worker_records_to_its_own_file(tmp_path):
@@ -244,3 +280,52 @@ def test_recorded_digests_of_the_final_parameters_decide_exact(tmp_path, capsys)
     assert status == 0
     assert matrix(out)["mlp.nn float64 seed 0"] == ["baseline", "exact", "close *"]
     assert "final parameters differ (digests)" in out
+
+
+# --- exit status: 0 / 1 only for a judgement made ------------------------------------------------
+
+def test_sources_that_share_no_run_exit_2_with_one_line_not_nothing_diverged(tmp_path, capsys):
+    """Reproducer: two sides with no run in common exited 0, "nothing diverged", 0 cells compared."""
+    a = results(tmp_path, "a", trajectory(seed=0))
+    b = results(tmp_path, "b", trajectory(seed=1), trajectory(variant="poly.nn"))
+    status, out, err = run_compare(capsys, a, b, "--no-plots")
+    assert status == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert "nothing to compare: a (the baseline) and b share no run" in err
+
+
+def test_a_single_column_exits_2_saying_to_give_two(tmp_path, capsys):
+    status, out, err = run_compare(capsys, results(tmp_path, "a", trajectory()), "--no-plots")
+    assert status == 2 and out == ""
+    assert "single column" in err and "give two or more" in err
+
+
+def test_an_unwritable_plots_folder_is_a_warning_and_the_matrix_and_verdict_stand(tmp_path, capsys):
+    """Reproducer: compare exited 1 with a traceback and no matrix when artifacts/compare could not be made."""
+    a = results(tmp_path, "torch213", trajectory())
+    b = results(tmp_path, "torch214", trajectory(losses=perturbed(BASE, 1e-3, from_step=7)))
+    blocker = tmp_path / "artifacts"
+    blocker.write_text("a file where the plots folder should go")
+    status, out, err = run_compare(capsys, a, b, "--plots", blocker / "compare")
+    assert status == 1  # the judgement: diverged
+    assert matrix(out)["mlp.nn float64 seed 0"] == ["baseline", "DIVERGED @7 1.0e-03"]
+    assert err.strip().splitlines() == [err.strip()] and err.startswith("warning: no plots: cannot write in")
+    assert blocker.read_text() == "a file where the plots folder should go"
+
+
+def test_environment_keys_that_differ_between_columns_are_printed_under_the_matrix(tmp_path, capsys):
+    from dataclasses import replace
+
+    from reference.environment import describe
+
+    here = describe()
+    other = {**here, "cpu_model": "Intel(R) Xeon(R) Platinum 8480+", "env": {"MKL_ENABLE_INSTRUCTIONS": "AVX2"}}
+    a = results(tmp_path, "hostA", replace(trajectory(), environment={**here, "threads": 1}))
+    b = results(tmp_path, "hostB", replace(trajectory(), environment={**other, "threads": 1}))
+    c = results(tmp_path, "old", trajectory())  # written before the environment was recorded
+    status, out, _ = run_compare(capsys, a, b, c, "--no-plots")
+    assert status == 0
+    section = out[out.index("environment (what decides the bits"):]
+    assert f"hostB: cpu_model: hostA {here['cpu_model']}, hostB Intel(R) Xeon(R) Platinum 8480+" in section
+    assert "hostB: env MKL_ENABLE_INSTRUCTIONS: hostA unset, hostB AVX2" in section
+    assert "old: environment: not recorded for old" in section

@@ -44,6 +44,40 @@ def test_write_then_read_round_trips_losses_and_environment(golden_dir, cached_r
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]  # temp file renamed away
 
 
+def test_write_records_what_decides_the_bits_beyond_versions(golden_dir, cached_run):
+    from reference.environment import describe
+
+    t = cached_run("poly.nn", dtype="float64", steps=KEY.steps, threads=1)
+    golden.write(KEY, t)
+    env = golden.read(KEY)["environment"]
+    here = describe()
+    for key in ("cpu_model", "cpu_flags", "cpu_capability", "torch_mkl", "torch_onednn", "numpy_blas", "env"):
+        assert env[key] == here[key], key
+
+
+def test_a_read_only_golden_is_refused_not_replaced(golden_dir, cached_run):
+    t = cached_run("poly.nn", dtype="float64", steps=KEY.steps, threads=1)
+    KEY.path.parent.mkdir(parents=True)
+    KEY.path.write_text("reviewed, then made read-only")
+    KEY.path.chmod(0o444)
+    with pytest.raises(PermissionError, match="is read-only; not replaced"):
+        golden.write(KEY, t)
+    assert KEY.path.read_text() == "reviewed, then made read-only"
+
+
+def test_a_worker_writes_no_golden_once_its_controller_has_stopped(golden_dir, cached_run, monkeypatch):
+    """What the plugin installs in each xdist worker: the controller's pid, checked before every write."""
+    import conftest
+
+    t = cached_run("poly.nn", dtype="float64", steps=KEY.steps, threads=1)
+    assert conftest.controller_gone(os.getppid()) is None
+    monkeypatch.setattr(golden, "_stop_reason", None)
+    golden.stop_writing_when(lambda: conftest.controller_gone(os.getppid() + 1))  # as if re-parented
+    with pytest.raises(GoldenError, match=r"not written: the pytest controller \(pid \d+\) has stopped"):
+        golden.write(KEY, t)
+    assert not KEY.path.exists()
+
+
 def test_write_refuses_a_trajectory_of_another_key(golden_dir, cached_run):
     t = cached_run("poly.nn", dtype="float32", steps=KEY.steps, threads=1)
     with pytest.raises(ValueError, match="does not belong in golden"):
@@ -123,3 +157,41 @@ def test_policy_reports_exact_close_and_failed():
     failed = policy.compare("poly.nn", "float64", [100.0, 50.0 * (1 + 2 * rtol), 25.0], gold)
     assert failed.status == policy.FAILED and failed.first_bad_step == 1
     assert "step 1" in failed.summary()
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_controller_stops_golden_updates_under_xdist(golden_dir, tmp_path):
+    """Reproducer: stopping pytest during `--update-goldens -n 2` (SIGTERM) left its workers writing
+    goldens after pytest had exited. SIGTERM now stops the session as Ctrl-C does, and xdist shuts
+    its workers down before pytest exits. (After a SIGKILL the workers find themselves re-parented
+    and write no further golden: test_a_worker_writes_no_golden_once_its_controller_has_stopped.)"""
+    import signal
+    import time
+
+    env = {**os.environ, GOLDENS_DIR_ENV: str(golden_dir)}
+    env.pop("PYTEST_ADDOPTS", None)
+    with open(tmp_path / "log.txt", "w") as log:  # not a pipe: the workers inherit it
+        controller = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", "-q", "--update-goldens",
+             "tests/test_goldens.py", "-k", "cpu"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 600  # the first golden: minutes on a loaded 2-core machine
+        while not any(golden_dir.rglob("*.json")):
+            assert controller.poll() is None and time.monotonic() < deadline, "no golden written"
+            time.sleep(0.2)
+        controller.send_signal(signal.SIGTERM)
+        controller.wait(timeout=120)
+    finally:
+        if controller.poll() is None:
+            controller.kill()
+
+    def snapshot():
+        return {p: p.stat().st_mtime_ns for p in golden_dir.rglob("*")}
+
+    after_exit = snapshot()
+    time.sleep(15)  # most goldens take a second or two: a worker still running would write more
+    later = snapshot()
+    changed = sorted(str(p) for p in set(later) | set(after_exit) if later.get(p) != after_exit.get(p))
+    assert not changed, f"written after the controller exited: {changed}"

@@ -316,7 +316,7 @@ def test_loading_a_file_from_another_architecture_fails_naming_the_differences(t
         load_state_dict(mq.NeuralNetwork(), tmp_path / "narrow.pth")
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "not-a-state-dict", "missing"])
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "not-a-state-dict", "whole-model", "missing"])
 def test_loading_a_corrupt_file_fails_with_a_clear_message(tmp_path, damage):
     path = tmp_path / "model_weights.pth"
     if damage == "truncated":
@@ -329,6 +329,9 @@ def test_loading_a_corrupt_file_fails_with_a_clear_message(tmp_path, damage):
     elif damage == "not-a-state-dict":
         torch.save([1, 2, 3], path)
         message = r"holds a list, not a state_dict"
+    elif damage == "whole-model":  # the tutorial's other way, torch.save(model, path): not damage
+        torch.save(mq.NeuralNetwork(), path)
+        message = r"holds a whole pickled model \(NeuralNetwork, from torch.save\(model\)\), not a state_dict"
     else:
         message = r"no such file"
     model = mq.NeuralNetwork()
@@ -348,6 +351,13 @@ def test_saving_never_overwrites_a_file_unless_asked(tmp_path):
     save_state_dict(second, path, overwrite=True)
     assert torch.equal(torch.load(path, weights_only=True)["linear_relu_stack.0.weight"], second.linear_relu_stack[0].weight)
     assert [p.name for p in tmp_path.iterdir()] == ["model_weights.pth"]  # no temporary files left
+
+
+def test_a_failed_save_names_the_target_not_the_temporary_file(tmp_path):
+    target = tmp_path / "no-such-folder" / "model_weights.pth"
+    with pytest.raises(FileNotFoundError) as info:
+        save_state_dict(mq.NeuralNetwork(), target)
+    assert str(info.value) == f"cannot write {target}: No such file or directory"
 
 
 # --- convergence ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from .data import (
     ENV_VAR,
     MnistDataError,
     batches_per_epoch,
+    check_root,
     describe,
     embedded_digits,
     export_embedded,
@@ -22,7 +23,7 @@ from .idx import IdxFormatError, read_idx, write_idx
 from .report import TestResult, evaluate, format_train_line, rebuild_model, run_report
 
 __all__ = [
-    "CheckpointError", "ENV_VAR", "IdxFormatError", "MnistDataError", "TestResult", "batches_per_epoch",
+    "CheckpointError", "ENV_VAR", "check_root", "IdxFormatError", "MnistDataError", "TestResult", "batches_per_epoch",
     "describe", "embedded_digits", "evaluate", "export_embedded", "format_train_line", "load_datasets",
     "load_state_dict", "read_idx", "read_mnist", "rebuild_model", "resolve_root", "run_report", "save_state_dict", "write_idx",
 ]

@@ -9,6 +9,8 @@ move both ways between these helpers and the tutorial's two lines. What the help
 from __future__ import annotations
 
 import os
+import re
+import sys
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
@@ -29,6 +31,14 @@ def save_state_dict(model: torch.nn.Module, path: str | os.PathLike, *, overwrit
     return atomic_write(path, lambda f: torch.save(state, f), overwrite=overwrite)
 
 
+def _is_module_class(qualified: str) -> bool:
+    """Whether `qualified` names an nn.Module class of a module already imported (nothing is
+    imported on a file's say-so)."""
+    module_name, _, name = qualified.rpartition(".")
+    cls = getattr(sys.modules.get(module_name), name, None)
+    return isinstance(cls, type) and issubclass(cls, torch.nn.Module)
+
+
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The state_dict in `path`, on the CPU; CheckpointError if it is not one."""
     path = Path(path)
@@ -37,6 +47,18 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         state: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types for a damaged file
+        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if refused and _is_module_class(refused.group(1)):
+            raise CheckpointError(
+                f"{path}: holds a whole pickled model ({refused.group(1).rsplit('.', 1)[-1]}, from torch.save(model)), "
+                "not a state_dict; save one with torch.save(model.state_dict(), path) (or, for a file you trust, "
+                "torch.load(path, weights_only=False).state_dict())"
+            ) from None
+        if refused:
+            raise CheckpointError(
+                f"{path}: holds Python objects ({refused.group(1)}) that safe loading (weights_only=True) refuses, "
+                "not a state_dict of tensors"
+            ) from None
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
             f"{path}: not a readable torch.save file (damaged or truncated?): {type(exc).__name__}: {detail[:200]}"

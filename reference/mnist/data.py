@@ -86,6 +86,27 @@ def read_mnist(root: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndar
     return images, labels.astype(np.int64)
 
 
+_CHECKED: set[tuple] = set()
+
+
+def check_root(root: str | os.PathLike) -> None:
+    """Raise MnistDataError unless root holds MNIST's four files, readable and consistent: a run
+    checks its data before it starts (each unchanged root is read once per process)."""
+    stamp = [str(Path(root).resolve())]
+    try:
+        for split in SPLITS:
+            for kind in ("images", "labels"):
+                st = find_file(root, FILES[split, kind]).stat()
+                stamp.append((st.st_size, st.st_mtime_ns, st.st_ino))
+    except OSError as exc:
+        raise MnistDataError(f"MNIST root {str(root)!r}: cannot read it ({exc.strerror or exc})") from None
+    if tuple(stamp) in _CHECKED:
+        return
+    for split in SPLITS:
+        read_mnist(root, split)
+    _CHECKED.add(tuple(stamp))
+
+
 # --- the embedded default -----------------------------------------------------------------------
 
 def _bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
