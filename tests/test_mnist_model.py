@@ -215,6 +215,15 @@ def test_cuda_run_starts_where_the_cpu_run_does():
     np.testing.assert_allclose(cuda.losses, cpu.losses, **tolerance("cuda_vs_cpu_first_losses"))
 
 
+def test_rebuilt_model_has_the_runs_final_weights_bit_for_bit_in_each_dtype(dtype):
+    """A float64 run's weights are not float32 numbers: evaluating them in a float32 model first
+    would round them."""
+    t = reference.run(FIXED, steps=2, dtype=dtype, threads=1)
+    model = rebuild_model(t)
+    for name, p in model.named_parameters():
+        assert p.dtype == getattr(torch, dtype) and torch.equal(p.detach(), t.params[name]), name
+
+
 def test_evaluate_gives_what_the_runs_last_test_loop_computed(monkeypatch):
     seen = []
     original = mq.test_loop
