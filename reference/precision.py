@@ -79,6 +79,31 @@ def ieee_float32(device: torch.device) -> Iterator[None]:
         _restore_matmul(mm, legacy_tf32, legacy, mkldnn)
 
 
+@contextlib.contextmanager
+def tf32_matmul(device: torch.device) -> Iterator[None]:
+    """The opposite of ieee_float32, for tests and experiments: TF32 matmul on for the block, in a
+    state both of torch's checks accept (legacy "high" and fp32_precision "tf32"); restored after."""
+    if device.type != "cuda":
+        yield
+        return
+    if not has_fp32_precision_api():
+        saved = torch.get_float32_matmul_precision()
+        try:
+            torch.set_float32_matmul_precision("high")
+            yield
+        finally:
+            torch.set_float32_matmul_precision(saved)
+        return
+    matmul = torch.backends.cuda.matmul
+    saved_state = (matmul.fp32_precision, _read(lambda: matmul.allow_tf32), _read(torch.get_float32_matmul_precision),
+                   _read(lambda: torch.backends.mkldnn.matmul.fp32_precision))
+    try:
+        matmul.allow_tf32 = True
+        yield
+    finally:
+        _restore_matmul(*saved_state)
+
+
 def _restore_matmul(mm: str, legacy_tf32: bool | None, legacy: str | None, mkldnn: str | None) -> None:
     """Put back the legacy matmul precision and matmul.fp32_precision as ieee_float32 found them."""
     # The legacy precision, also where torch refused to read it: "highest" iff allow_tf32 read False,
@@ -97,8 +122,13 @@ def _restore_matmul(mm: str, legacy_tf32: bool | None, legacy: str | None, mkldn
 
 
 def _write_back(owner: Any, value: str | None) -> None:
-    """owner.fp32_precision = value, as "none" (inherit from the parent setting) when that reads the same."""
-    if value is None or owner.fp32_precision == value:
+    """owner.fp32_precision = value, as "none" (inherit from the parent setting) when that reads the same.
+
+    torch reads back a setting's effective value, so a setting written to its parent's value and one
+    inheriting it look the same; only a later write to the parent tells them apart (the inheriting
+    one follows). Such a setting comes back inheriting: the one state this cannot restore exactly.
+    """
+    if value is None:
         return
     owner.fp32_precision = "none"
     if owner.fp32_precision != value:

@@ -131,8 +131,13 @@ def scenario(start: list, followup: tuple, raise_inside: bool, legacy: bool = Fa
         except KeyboardInterrupt:
             pass
         after = snapshot()
+        with precision.tf32_matmul(CUDA):  # the experiments' opposite switch
+            on = snapshot()
+            on["tf32_state"] = precision.tf32_state(CUDA)
+        after_on = snapshot()
         apply(followup)
-        return {"before": before, "inside": inside, "after": after, "after_followup": snapshot()}
+        return {"before": before, "inside": inside, "after": after, "on": on, "after_on": after_on,
+                "after_followup": snapshot()}
 
     def control():
         if legacy:
