@@ -112,7 +112,8 @@ def test_an_earlier_report_is_kept_unless_overwrite_is_given(tmp_path, capsys):
 
 def test_pytest_sections_record_counts_and_failure_messages(tmp_path):
     (tmp_path / "test_x.py").write_text("def test_ok():\n    pass\n\ndef test_bad():\n    assert 1 == 2, 'TF32 seen'\n")
-    result = gpu_check.run_pytest(["test_x.py", "-p", "no:randomly"], tmp_path, "px", timeout=60, cwd=tmp_path)
+    fast = ["-p", "no:randomly", "-p", "no:xdist", "-p", "no:hypothesispytest"]
+    result = gpu_check.run_pytest(["test_x.py", *fast], tmp_path, "px", timeout=120, cwd=tmp_path)
     assert result["returncode"] == 1 and result["passed"] == 1 and result["tests"] == 2
     (failed,) = result["failed"]
     assert failed["test"].endswith("test_bad") and "TF32 seen" in failed["message"]

@@ -130,6 +130,8 @@ def scenario(start: list, followup: tuple, raise_inside: bool, legacy: bool = Fa
                     raise KeyboardInterrupt  # the harshest way out of a run
         except KeyboardInterrupt:
             pass
+        except Exception as exc:  # the switch itself failed: a finding, reported in its row
+            inside = {"switch raised": f"{type(exc).__name__}: {str(exc)[:200]}"}
         after = snapshot()
         with precision.tf32_matmul(CUDA):  # the experiments' opposite switch
             on = snapshot()
