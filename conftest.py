@@ -294,22 +294,37 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 # --- golden report ---------------------------------------------------------------------------------
 
 GOLDEN_PROPERTY = "golden_verdict"
+# the direct CUDA-vs-CPU comparisons ("device check: cuda:0 vs cpu, same torch ..., same start: <verdict>")
+DEVICE_CHECK_PROPERTY = "device_check_verdict"
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    verdicts = []
+def _properties(terminalreporter, wanted: str) -> list[str]:
+    values = []
     for outcome in ("passed", "failed"):
         for report in terminalreporter.stats.get(outcome, []):
             if getattr(report, "when", None) != "call":
                 continue
-            verdicts += [value for name, value in getattr(report, "user_properties", []) if name == GOLDEN_PROPERTY]
+            values += [value for name, value in getattr(report, "user_properties", []) if name == wanted]
+    return values
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    verdicts = _properties(terminalreporter, GOLDEN_PROPERTY)
     if verdicts:
         terminalreporter.section("golden comparisons")
         counts = {s: sum(v.split(": ", 1)[1].startswith(s) for v in verdicts) for s in ("exact", "close", "failed", "updated")}
         terminalreporter.write_line(", ".join(f"{n} {s}" for s, n in counts.items() if n))
+        note = _golden_note(verdicts)
+        if note:
+            terminalreporter.write_line(note)
         for line in sorted(verdicts):
             if ": exact" not in line:
                 terminalreporter.write_line("  " + line)
+    checks = _properties(terminalreporter, DEVICE_CHECK_PROPERTY)
+    if checks:
+        terminalreporter.section("device checks: CUDA vs CPU from the same start, same torch")
+        for line in sorted(checks):
+            terminalreporter.write_line("  " + line)
     from reference.golden import unused_files
 
     stray = unused_files()
@@ -320,3 +335,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         )
         for path in stray:
             terminalreporter.write_line(f"  {path}")
+
+
+def _golden_note(verdicts: list[str]) -> str | None:
+    """On a GPU box the golden tests compare a CUDA run of this torch with CPU goldens of another:
+    say so, so that a CUDA golden failure is not read as a device difference alone."""
+    from reference.golden import recorded_torch_versions
+
+    recorded = sorted(recorded_torch_versions())
+    devices = sorted({v.split(" ")[1] for v in verdicts if len(v.split(" ")) > 1 and v.split(" ")[1] != "cpu"
+                      and not v.split(" ")[1].endswith(":")})
+    if not devices or recorded == [torch.__version__]:
+        return None
+    return (f"goldens recorded on torch {', '.join(recorded)}, cpu; this session: torch {torch.__version__} on "
+            f"{', '.join(['cpu', *devices])}: the {', '.join(devices)} lines differ from their goldens in device "
+            "and torch version both (the device checks compare the devices alone)")

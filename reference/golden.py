@@ -186,3 +186,43 @@ def unused_files() -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(p for p in root.rglob("*.json") if p.resolve() not in expected)
+
+
+# --- what a comparison compares (a GPU box mixes device and torch version in the golden tests) ---
+
+def recorded_on(gold: dict[str, Any]) -> str:
+    """'torch 2.13.0+cpu, cpu (AVX512, 1 thread)': where a golden file was recorded."""
+    env = gold.get("environment", {})
+    threads = env.get("threads")
+    return (f"torch {env.get('torch', '?')}, {gold.get('device', CANONICAL_DEVICE)} "
+            f"({env.get('cpu_capability', '?')}, {threads} thread{'s' if threads != 1 else ''})")
+
+
+def golden_label(now: Trajectory, gold: dict[str, Any]) -> str:
+    """How a run relates to the golden it is judged against: which of device and torch differ."""
+    env = gold.get("environment", {})
+    differ = [what for what, same in (("device", now.device == gold.get("device", CANONICAL_DEVICE)),
+                                      ("torch version", now.torch_version == env.get("torch"))) if not same]
+    text = f"golden: {now.device} on torch {now.torch_version} vs the golden recorded on {recorded_on(gold)}"
+    if len(differ) == 2:
+        return text + "; device and torch version both differ (the device check compares the devices alone)"
+    return text + (f"; the {differ[0]} differs" if differ else "")
+
+
+def device_check_label(now: Trajectory, cpu: Trajectory) -> str:
+    """'device check: cuda:0 vs cpu, same torch 2.11.0, same start': the devices alone."""
+    same = (f"same torch {now.torch_version}" if now.torch_version == cpu.torch_version
+            else f"torch {now.torch_version} vs {cpu.torch_version}")
+    return f"device check: {now.device} vs {cpu.device}, {same}, same start"
+
+
+def recorded_torch_versions() -> set[str]:
+    """The torch versions the golden files on disk were recorded with."""
+    root = goldens_dir()
+    versions = set()
+    for path in root.rglob("*.json") if root.is_dir() else []:
+        try:
+            versions.add(json.loads(path.read_text())["environment"]["torch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return versions

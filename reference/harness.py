@@ -26,6 +26,7 @@ import torch
 
 from .catalogue import Variant, lookup
 from .environment import describe as describe_environment
+from .precision import ieee_float32, matmul_probe, tf32_state
 
 DTYPE_NAMES = {
     "float32": "float32", "float": "float32", "torch.float32": "float32",
@@ -52,11 +53,16 @@ class Trajectory:
     numpy_version: str
     python_version: str
     cpu_capability: str
-    tf32: bool
+    # Read back from torch inside the run: may a float32 matmul on the run's device use TF32?
+    # False on CUDA (the harness switches it off); None on the CPU (no TF32 path there).
+    tf32: bool | None
     wall_time_s: float
     # what decides the bits beyond the versions (reference.environment.describe, plus the thread
     # count); {} in results written before it was recorded
     environment: dict[str, Any] = field(default_factory=dict)
+    # CUDA runs: reference.precision.matmul_probe on the device inside the run (max relative error
+    # of a float32 matmul and F.linear against float64); IEEE float32 ~1e-7, TF32 ~1e-4 .. 1e-3.
+    float32_matmul_error: dict[str, float] | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -221,18 +227,35 @@ def thread_count(threads: int | None) -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def full_precision_matmul(device: torch.device) -> Iterator[bool]:
-    """CUDA runs use IEEE float32 matmul (no TF32), whatever the caller had set."""
-    if device.type != "cuda":
-        yield False
+def full_precision_matmul(device: torch.device) -> Iterator[bool | None]:
+    """CUDA runs use IEEE float32 matmul (no TF32), whatever the caller had set; restored after.
+
+    Yields the TF32 state read back from torch once switched: False on CUDA, None on the CPU.
+    """
+    with ieee_float32(device):
+        yield tf32_state(device)
+
+
+def check_full_precision(trajectory: "Trajectory") -> None:
+    """AssertionError unless a CUDA run says TF32 was off and its matmul probe shows IEEE float32.
+
+    The probe's bound is specs/tolerances.toml [float32_matmul_probe]; CPU runs pass (no TF32).
+    """
+    if not trajectory.device.startswith("cuda"):
         return
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield False
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+    from .catalogue import load_toml
+
+    bound = load_toml("tolerances.toml")["float32_matmul_probe"]
+    errors = trajectory.float32_matmul_error or {}
+    problems = [] if trajectory.tf32 is False else [f"torch reports TF32 {'on' if trajectory.tf32 else 'unknown'}"]
+    problems += [
+        f"float32 {op} is off by {err:.2g} relative (IEEE float32 <= {bound['rtol']:g}; TF32 gives 1e-4 .. 1e-3)"
+        for op, err in sorted(errors.items()) if not err <= bound["rtol"] + bound["atol"]
+    ]
+    if not errors:
+        problems.append("no float32 matmul probe was recorded")
+    if problems:
+        raise AssertionError(f"{trajectory.variant} on {trajectory.device} did not run in IEEE float32: " + "; ".join(problems))
 
 
 def place(value: Any, device: torch.device, dtype: str) -> Any:
@@ -354,6 +377,7 @@ def execute(
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         wall = time.perf_counter() - start
+        probe = matmul_probe(dev) if dev.type == "cuda" else None  # the precision the run had
 
     return Trajectory(
         variant=variant.id,
@@ -372,6 +396,7 @@ def execute(
         tf32=tf32,
         wall_time_s=wall,
         environment={**describe_environment(dev), "threads": n_threads},
+        float32_matmul_error=probe,
     )
 
 

@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import reference
+from reference.harness import check_full_precision
 from reference.catalogue import load_toml
 from reference.harness import thread_count
 from reference.mnist import (
@@ -230,8 +231,18 @@ def test_runs_in_each_dtype_and_float64_starts_where_float32_does(dtype):
 def test_cuda_run_starts_where_the_cpu_run_does():
     cpu = reference.run(FIXED, steps=5, threads=1)
     cuda = reference.run(FIXED, steps=5, device="cuda")
-    assert cuda.device.startswith("cuda") and cuda.tf32 is False
+    assert cuda.device.startswith("cuda")
+    check_full_precision(cuda)  # TF32 off as torch reads it back and as a float32 matmul measures it
     np.testing.assert_allclose(cuda.losses, cpu.losses, **tolerance("cuda_vs_cpu_first_losses"))
+
+
+def test_rebuilt_model_has_the_runs_final_weights_bit_for_bit_in_each_dtype(dtype):
+    """A float64 run's weights are not float32 numbers: evaluating them in a float32 model first
+    would round them."""
+    t = reference.run(FIXED, steps=2, dtype=dtype, threads=1)
+    model = rebuild_model(t)
+    for name, p in model.named_parameters():
+        assert p.dtype == getattr(torch, dtype) and torch.equal(p.detach(), t.params[name]), name
 
 
 def test_evaluate_gives_what_the_runs_last_test_loop_computed(monkeypatch):

@@ -49,10 +49,12 @@ def rebuild_model(trajectory: Any, device: Any = None) -> torch.nn.Module:
     if variant.family != "mnist":
         raise ValueError(f"{trajectory.variant} is not an MNIST variant")
     module = variant.module()
-    model = module.NeuralNetwork(trajectory.hyperparameters["final_relu"])
+    # cast before loading: load_state_dict copies into the model's own dtype, and a float32 model
+    # would round a float64 run's weights
+    model = module.NeuralNetwork(trajectory.hyperparameters["final_relu"]).to(dtype=TORCH_DTYPES[trajectory.dtype])
     model.load_state_dict({k: v for k, v in trajectory.params.items()})
     dev = torch.device(trajectory.device if device is None else device)
-    return model.to(device=dev, dtype=TORCH_DTYPES[trajectory.dtype])
+    return model.to(device=dev)
 
 
 def evaluate(trajectory: Any, device: Any = None) -> TestResult:
