@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import GOLDEN_PROPERTY
+from conftest import DEVICE_CHECK_PROPERTY, GOLDEN_PROPERTY
 from reference import golden, policy
+from reference.environment import explain_difference
+from reference.harness import check_full_precision
 from reference.golden import CANONICAL_THREADS, GoldenError, GoldenKey, gate_threads
 
 pytestmark = pytest.mark.golden
 
 VARIANT_SEEDS = sorted({(k.variant, k.seed) for k in golden.all_keys()})
+
+
+def _environment_note(now, gold: dict) -> str:
+    """What decides the bits and differs from the golden's host (CPU, BLAS kernels, variables)."""
+    lines = explain_difference(gold.get("environment"), now.environment)
+    return "".join(f"  environment: {line}\n" for line in lines)
 
 
 def _update_command(nodeid: str) -> str:
@@ -68,7 +76,8 @@ def test_golden_trajectory(variant_id, seed, device, dtype, request, artifacts_d
     request.node.user_properties.append((GOLDEN_PROPERTY, verdict.summary()))
     if not verdict.ok:
         pytest.fail(
-            f"golden mismatch for {key} on {device}\n"
+            f"golden mismatch for {key} on {device} ({golden.golden_label(now, gold)})\n"
+            + _environment_note(now, gold)
             + _artifact_report(artifacts_dir, key, device, verdict, now.losses, gold["losses"], gold64),
             pytrace=False,
         )
@@ -77,7 +86,7 @@ def test_golden_trajectory(variant_id, seed, device, dtype, request, artifacts_d
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("variant_id", [v for v, s in VARIANT_SEEDS if s == 0 and not v.endswith(".numpy")])
-def test_cuda_run_matches_cpu_run_from_the_same_start(variant_id, dtype, cached_run):
+def test_cuda_run_matches_cpu_run_from_the_same_start(variant_id, dtype, cached_run, request):
     """The two devices directly, same seed and start, under the CUDA rows of the policy."""
     steps = GoldenKey(variant_id, dtype, 0).steps
     cpu = cached_run(variant_id, dtype=dtype, steps=steps, threads=CANONICAL_THREADS)
@@ -85,8 +94,10 @@ def test_cuda_run_matches_cpu_run_from_the_same_start(variant_id, dtype, cached_
     cpu64 = cached_run(variant_id, dtype="float64", steps=steps, threads=CANONICAL_THREADS).losses
     verdict = policy.compare(variant_id, dtype, cuda.losses, cpu.losses, device="cuda", golden64=cpu64,
                              now_params=golden.params_record(cuda.params), golden_params=golden.params_record(cpu.params))
-    assert verdict.ok, "device check (cuda against cpu, same torch, same start): " + verdict.summary()
-    assert cuda.tf32 is False
+    label = golden.device_check_label(cuda, cpu)
+    request.node.user_properties.append((DEVICE_CHECK_PROPERTY, f"{label}: {verdict.summary()}"))
+    assert verdict.ok, f"{label}: {verdict.summary()}"
+    check_full_precision(cuda)  # TF32 read back off and the matmul probe at IEEE float32
 
 
 # TF32 (pytorch/pytorch#47844) rounds float32 matmul inputs to a 10-bit mantissa; the variants
