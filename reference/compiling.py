@@ -57,6 +57,10 @@ def check_compile(variant: Variant, compile: Any) -> str | None:
     if variant.id not in compilable_variants():
         raise ValueError(f"{variant.id} builds no nn.Module, so there is nothing to torch.compile. "
                          f"Valid variants for compile=: {', '.join(compilable_variants())}")
+    reason = unavailable_reason(compile)
+    if reason is not None:
+        others = [b for b in BACKENDS if unavailable_reason(b) is None]
+        raise ValueError(f"compile={compile!r} cannot run here: {reason}. Valid choices: None, {', '.join(others)}")
     return compile
 
 

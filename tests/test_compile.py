@@ -157,6 +157,39 @@ def test_compare_gives_compiled_runs_their_own_column_judged_against_eager(tmp_p
     assert rows["mlp.nn float64 seed 0"][2].startswith("close 1.0e-08")
 
 
+def test_inductor_without_a_cpp_compiler_is_refused_naming_the_backends_that_can_run(monkeypatch):
+    from reference import compiling
+    from reference.harness import plan
+
+    monkeypatch.setattr(compiling, "unavailable_reason",
+                        lambda b: "inductor needs a C++ compiler (simulated)" if b == "inductor" else None)
+    with pytest.raises(ValueError, match=r"cannot run here: inductor needs a C\+\+ compiler .*Valid choices: None, aot_eager$"):
+        plan("mlp.nn", compile="inductor")
+
+
+@pytest.mark.compile
+def test_inductor_tests_skip_without_a_cpp_compiler_and_fail_under_require_compile():
+    """CXX naming no compiler: inductor's tests skip saying why; --require-compile stops the session."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "CXX": "/nonexistent/g++"}
+    env.pop("PYTEST_ADDOPTS", None)
+    env.pop("TES_REQUIRE_COMPILE", None)
+    args = [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:randomly", "-p", "no:cacheprovider", "-q", "-rs",
+            "-m", "compile", "tests/test_compile.py::test_inductor_run_is_within_the_golden_policy[poly.nn-seed0-cpu_float64]"]
+    root = Path(__file__).resolve().parent.parent
+    skipped = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert skipped.returncode == 0 and "1 skipped" in skipped.stdout, skipped.stdout + skipped.stderr
+    assert "inductor needs a C++ compiler" in skipped.stdout
+    required = subprocess.run([*args, "--require-compile"], cwd=root, env=env, capture_output=True, text=True,
+                              timeout=600)
+    assert required.returncode == 3, required.stdout + required.stderr
+    assert "--require-compile: inductor needs a C++ compiler" in required.stdout + required.stderr
+
+
 # --- the private torch API this harness reads (fails loudly when a release moves it) --------------------
 
 @pytest.mark.compile
