@@ -13,6 +13,7 @@ torch._dynamo's counters and compile callbacks are private API; they are read in
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 from typing import Any, Iterator
 
@@ -64,6 +65,7 @@ def check_compile(variant: Variant, compile: Any) -> str | None:
     return compile
 
 
+@functools.cache  # a compiler probe per process is enough
 def unavailable_reason(backend: str) -> str | None:
     """Why `backend` cannot compile here (inductor's CPU code needs a C++ compiler), or None."""
     if backend != "inductor":
