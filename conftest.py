@@ -42,6 +42,7 @@ settings.load_profile("ci" if os.environ.get("CI", "").lower() not in ("", "0", 
 # --- options -----------------------------------------------------------------------------------
 
 REQUIRE_CUDA_ENV = "TES_REQUIRE_CUDA"
+REQUIRE_COMPILE_ENV = "TES_REQUIRE_COMPILE"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,6 +53,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get(REQUIRE_CUDA_ENV, "") not in ("", "0"),
         help=f"fail, instead of skipping, when CUDA tests are selected and no GPU is usable "
         f"(also: {REQUIRE_CUDA_ENV}=1)",
+    )
+    group.addoption(
+        "--require-compile",
+        action="store_true",
+        default=os.environ.get(REQUIRE_COMPILE_ENV, "") not in ("", "0"),
+        help=f"fail, instead of skipping, when compile tests are selected and a torch.compile backend "
+        f"cannot run here (inductor without a C++ compiler) (also: {REQUIRE_COMPILE_ENV}=1)",
     )
     group.addoption(
         "--update-goldens",
@@ -87,6 +95,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         reason = cuda_unavailable_reason()
         if reason is not None:
             pytest.exit(f"--require-cuda: {reason}; the CUDA tests cannot run here.", returncode=3)
+    if config.getoption("--require-compile") and not hasattr(config, "workerinput"):
+        from reference.compiling import BACKENDS, unavailable_reason
+
+        for backend in BACKENDS:
+            reason = unavailable_reason(backend)
+            if reason is not None:
+                pytest.exit(f"--require-compile: {reason}; the {backend} tests cannot run here.", returncode=3)
 
 
 # --- device / dtype parametrisation (PyTorch device-generic style) ----------------------------
@@ -126,9 +141,24 @@ def _explicitly_parametrized(metafunc: pytest.Metafunc) -> set[str]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     markexpr = config.getoption("-m") or ""
     skip_slow = pytest.mark.skip(reason="slow: not in the default gate; run with -m slow")
+    skip_compile = pytest.mark.skip(reason="compile: torch.compile runs are not in the default gate; run with -m compile")
     for item in items:
         if "slow" in item.keywords and "slow" not in markexpr:
             item.add_marker(skip_slow)
+        if "compile" in item.keywords and "compile" not in markexpr:
+            item.add_marker(skip_compile)
+
+
+COMPILE_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+
+
+def compile_cache_dir(config: pytest.Config):
+    """The suite's persistent inductor cache (FX graphs, AOTAutograd, compiled C++): a second
+    `pytest -m compile` costs seconds a run instead of 20-35 s. A TORCHINDUCTOR_CACHE_DIR the user
+    set wins."""
+    from pathlib import Path
+
+    return Path(config.rootpath) / ".pytest_cache" / "torchinductor"
 
 
 @pytest.fixture
@@ -153,7 +183,7 @@ def cached_run(pytestconfig: pytest.Config):
     def run(variant_id: str, **kwargs):
         p = plan(variant_id, **kwargs)  # resolved, so that equal runs spelled differently share a key
         key = (p.variant.id, p.seed, str(p.device), p.dtype, p.steps, p.threads,
-               tuple(sorted(p.hyperparameters.items())))
+               tuple(sorted(p.hyperparameters.items())), p.compile)
         if key not in cache:
             cache[key] = reference.run(variant_id, **kwargs)
         return cache[key]
@@ -281,6 +311,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     reason = None if parent is None else controller_gone(parent)
     if reason:
         pytest.exit(f"worker stopping: {reason}", returncode=2)
+    if item.get_closest_marker("compile") is not None:
+        os.environ.setdefault(COMPILE_CACHE_ENV, str(compile_cache_dir(item.config)))
     if item.get_closest_marker("cuda") is None:
         return
     reason = cuda_unavailable_reason()

@@ -180,7 +180,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for vid in ids:
             if lookup(vid).family == "mnist":
                 overrides_by_id[vid].setdefault("data_root", root)
-    run_args = dict(seed=args.seed, device=args.device, dtype=args.dtype, steps=args.steps, threads=args.threads)
+    run_args = dict(seed=args.seed, device=args.device, dtype=args.dtype, steps=args.steps, threads=args.threads,
+                    compile=args.compile)
     for vid in ids:
         try:
             plan(vid, **run_args, **overrides_by_id[vid])  # every argument checked before the first run
@@ -258,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--threads", type=int, default=1,
                        help="torch thread count for the run (default: 1, the goldens' setting; "
                             "more threads never help at these sizes)")
+    p_run.add_argument("--compile", default=None, metavar="BACKEND",
+                       help="run the model (and optimizer step) through torch.compile with this backend: "
+                            "aot_eager or inductor (default: eager); variants with an nn.Module only")
     p_run.add_argument("--mnist-root", default=None, metavar="DIR",
                        help="directory of the MNIST IDX files for mnist.* variants "
                             "(default: $MNIST_ROOT, else the embedded digits)")

@@ -6,7 +6,10 @@ one file per pytest worker, the final parameters kept as digests); a single resu
 (from `python -m reference run --out`) works too. The output is a matrix:
 
   rows     one run: variant, dtype, seed (and steps or hyperparameters where they are not the defaults)
-  columns  one per results DIR and device (results/torch214 recorded on cpu and cuda gives two)
+  columns  one per results DIR and device (results/torch214 recorded on cpu and cuda gives two), and
+           per torch.compile mode: compiled runs get their own column (cpu+inductor), so that
+           `compare results/torch213 results/torch213-compile results/torch214-compile` judges
+           compiled runs against eager ones, across versions
   cells    the first column is the baseline; every other cell is judged against it with
            reference.policy.compare, exactly as the golden tests judge a run against its golden:
              exact            losses and final parameters bitwise equal
@@ -81,6 +84,15 @@ class RowKey:
 
 def row_key(t: Trajectory) -> RowKey:
     return RowKey(t.variant, t.dtype, t.seed, t.steps, json.dumps(t.hyperparameters, sort_keys=True))
+
+
+def column_key(t: Trajectory) -> str:
+    """The device, and the compile mode of a compiled run: "cpu", "cpu+inductor"."""
+    return t.device if not getattr(t, "compile", None) else f"{t.device}+{t.compile}"
+
+
+def _device(column_key: str) -> str:
+    return column_key.split("+", 1)[0]
 
 
 @dataclass
@@ -195,7 +207,7 @@ def load_source(path: Path, label: str) -> Source:
     source = Source(path, label)
     for file in _results_files(path):
         for t, digest in _read_file(file):
-            key = (row_key(t), t.device)
+            key = (row_key(t), column_key(t))
             earlier = source.runs.get(key)
             if earlier is None:
                 source.runs[key] = t
@@ -243,7 +255,7 @@ def judge(row: RowKey, column: Column, baseline: Column) -> Cell:
                   or column.source.runs.get((row.float64(), column.device))
                   or column.source.runs.get((row.float64(), "cpu")))
         golden64 = None if shadow is None else shadow.losses
-    verdict = policy.compare(row.variant, row.dtype, run.losses, base.losses, device=column.device,
+    verdict = policy.compare(row.variant, row.dtype, run.losses, base.losses, device=_device(column.device),
                              golden64=golden64)
     first = _first_difference(run.losses, base.losses)
     if verdict.status == policy.EXACT:
@@ -367,7 +379,7 @@ def compare_sources(sources: list[Source], *, plots: Path | None,
         for c in columns:
             cell = cells[row, c.label]
             if cell.status in (policy.CLOSE, policy.FAILED) and cell.verdict is not None:
-                text = cell.verdict.summary().replace(f"{row.variant} {c.device} {row.dtype}",
+                text = cell.verdict.summary().replace(f"{row.variant} {_device(c.device)} {row.dtype}",
                                                       f"{row.label()} [{c.label}]", 1)
                 if cell.note:
                     text = f"{row.label()} [{c.label}]: close, {cell.note}"

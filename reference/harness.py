@@ -63,6 +63,10 @@ class Trajectory:
     # CUDA runs: reference.precision.matmul_probe on the device inside the run (max relative error
     # of a float32 matmul and F.linear against float64); IEEE float32 ~1e-7, TF32 ~1e-4 .. 1e-3.
     float32_matmul_error: dict[str, float] | None = None
+    # torch.compile mode (reference/compiling.py): None = eager; the backend's graphs, graph
+    # breaks and recompiles over the run. Defaults, so that files written before load.
+    compile: str | None = None
+    compile_stats: dict[str, int] = field(default_factory=dict)
 
     def to_json_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -309,6 +313,7 @@ class Plan:
     steps: int
     threads: int | None
     hyperparameters: dict[str, Any]
+    compile: str | None = None
 
 
 def plan(
@@ -319,6 +324,7 @@ def plan(
     dtype: Any = None,
     steps: int | None = None,
     threads: int | None = None,
+    compile: str | None = None,
     **overrides: Any,
 ) -> Plan:
     """Check every argument of a run; raise ValueError naming the problem and the valid choices."""
@@ -346,7 +352,16 @@ def plan(
         steps=steps,
         threads=threads,
         hyperparameters=hyperparameters,
+        compile=_check_compile(variant, compile),
     )
+
+
+def _check_compile(variant: Variant, compile: Any) -> str | None:
+    if compile is None:
+        return None  # eager runs never import the compiler stack
+    from .compiling import check_compile
+
+    return check_compile(variant, compile)
 
 
 def execute(
@@ -368,15 +383,25 @@ def execute(
         if on_step is not None:
             on_step(t, value)
 
+    compile_stats: dict[str, int] = {}
     with thread_count(p.threads) as n_threads, full_precision_matmul(dev) as tf32:
         seed_everything(seed)
         drawn = _call(module.make, hp)
         placed = {name: place(v, dev, dtype_name) for name, v in drawn.items()}
-        start = time.perf_counter()
-        params = _call(module.train, {**hp, **placed, "steps": steps, "record": record})
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        wall = time.perf_counter() - start
+        with contextlib.ExitStack() as compiling:
+            if p.compile is not None:
+                from . import compiling as comp
+
+                compile_stats = compiling.enter_context(comp.compiled_run(p.compile))
+                placed = {name: comp.compile_module(v, p.compile) if isinstance(v, torch.nn.Module) else v
+                          for name, v in placed.items()}
+            start = time.perf_counter()
+            params = _call(module.train, {**hp, **placed, "steps": steps, "record": record})
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            wall = time.perf_counter() - start
+        if p.compile is not None:
+            params = {comp.parameter_name(name): v for name, v in params.items()}
         probe = matmul_probe(dev) if dev.type == "cuda" else None  # the precision the run had
 
     return Trajectory(
@@ -397,6 +422,8 @@ def execute(
         wall_time_s=wall,
         environment={**describe_environment(dev), "threads": n_threads},
         float32_matmul_error=probe,
+        compile=p.compile,
+        compile_stats=dict(compile_stats),
     )
 
 
@@ -408,16 +435,19 @@ def run(
     dtype: Any = None,
     steps: int | None = None,
     threads: int | None = None,
+    compile: str | None = None,
     **hyperparameter_overrides: Any,
 ) -> Trajectory:
     """Run one variant from a seeded start and return its Trajectory.
 
     Data and weights are drawn on the CPU at the tutorial's own dtype, in the tutorial's order,
     then cast to `dtype` and moved to `device`: every device and dtype starts from the same numbers.
+    compile="aot_eager" or "inductor" runs the variant's model (and optimizer step) through
+    torch.compile with that backend (reference/compiling.py); None runs it eagerly.
     """
     return execute(
         variant_id, seed=seed, device=device, dtype=dtype, steps=steps, threads=threads,
-        **hyperparameter_overrides,
+        compile=compile, **hyperparameter_overrides,
     )
 
 
