@@ -151,12 +151,13 @@ class NeuralNetwork(nn.Module):
         return self.linear_relu_stack(self.flatten(x))
 
 
-def seed_002_program(seed, epochs, training_data, test_data):
-    """Seed 002's program with torch.manual_seed(seed) (and random, NumPy) at its top."""
+def quickstart_program(seed, epochs, training_data, test_data, shuffle=False):
+    """The official quickstart's program with torch.manual_seed(seed) (and random, NumPy) at its top:
+    DataLoader(training_data, batch_size=64), no shuffling (shuffle=True: the reshuffling deviation)."""
     torch.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
-    train_dataloader = DataLoader(training_data, batch_size=64, shuffle=True)
+    train_dataloader = DataLoader(training_data, batch_size=64, shuffle=shuffle)
     test_dataloader = DataLoader(test_data, batch_size=64)
     model = NeuralNetwork()
     loss_fn = nn.CrossEntropyLoss()
@@ -175,11 +176,13 @@ def seed_002_program(seed, epochs, training_data, test_data):
     return losses, model
 
 
-def test_run_reproduces_the_seed_002_program_bit_for_bit():
+@pytest.mark.parametrize("shuffle", [False, True], ids=["default_loader", "shuffle_override"])
+def test_run_reproduces_the_official_quickstart_program_bit_for_bit(shuffle):
     training_data, test_data = load_datasets("")
     with thread_count(1):  # the same thread count as the run: 1 and 2 threads differ in the last bits
-        expected, model = seed_002_program(3, 2, training_data, test_data)
-    t = reference.run(DOCUMENTED, seed=3, steps=2 * PER_EPOCH, threads=1)
+        expected, model = quickstart_program(3, 2, training_data, test_data, shuffle=shuffle)
+    overrides = {"shuffle": True} if shuffle else {}  # the default must need no override
+    t = reference.run(DOCUMENTED, seed=3, steps=2 * PER_EPOCH, threads=1, **overrides)
     assert t.losses == expected
     for name, p in model.named_parameters():
         assert torch.equal(t.params[name], p.detach()), name
@@ -192,12 +195,28 @@ def test_steps_count_training_batches_and_a_shorter_run_is_a_prefix():
     assert long.losses[:PER_EPOCH] == short.losses
 
 
-def test_each_epoch_reshuffles_the_training_data():
-    """With lr 0 the weights never change, so each loss depends on its batch alone: epoch 2 would
-    repeat epoch 1's losses if the loader did not reshuffle."""
-    t = reference.run(DOCUMENTED, steps=2 * PER_EPOCH, threads=1, lr=0.0)
-    first, second = t.losses[:PER_EPOCH], t.losses[PER_EPOCH:]
+def _lr0_losses(**overrides):
+    """With lr 0 the weights never change, so each loss depends on its batch alone."""
+    t = reference.run(DOCUMENTED, steps=2 * PER_EPOCH, threads=1, lr=0.0, **overrides)
+    return t, t.losses[:PER_EPOCH], t.losses[PER_EPOCH:]
+
+
+def test_default_loader_does_not_shuffle_batches_follow_the_dataset_order_every_epoch():
+    assert HP["shuffle"] is False and reference.VARIANTS[FIXED].hyperparameters["shuffle"] is False
+    t, first, second = _lr0_losses()
+    assert first == second
+    x, y = load_datasets("")[0].tensors
+    model, loss_fn, bs = rebuild_model(t), nn.CrossEntropyLoss(), HP["batch_size"]
+    with torch.no_grad():
+        in_order = [loss_fn(model(x[i:i + bs]), y[i:i + bs]).item() for i in range(0, len(y), bs)]
+    np.testing.assert_allclose(first, in_order, **tolerance("test_loop"))
+
+
+def test_shuffle_override_reshuffles_the_training_data_each_epoch():
+    t, first, second = _lr0_losses(shuffle=True)
+    assert t.hyperparameters["shuffle"] is True
     assert first != second
+    assert first != _lr0_losses()[1]  # and the first epoch is not in dataset order either
 
 
 def test_runs_in_each_dtype_and_float64_starts_where_float32_does(dtype):

@@ -85,12 +85,13 @@ def make(data_root, final_relu):
     return dict(training_data=training_data, test_data=test_data, model=model)
 
 
-def train(training_data, test_data, model, batch_size, lr, steps, record):
-    train_dataloader = DataLoader(training_data, batch_size=batch_size, shuffle=True)
+def train(training_data, test_data, model, batch_size, lr, shuffle, steps, record):
+    # The official quickstart's loader: no shuffling unless asked for (the document never shows it)
+    train_dataloader = DataLoader(training_data, batch_size=batch_size, shuffle=shuffle)
     test_dataloader = DataLoader(test_data, batch_size=batch_size)
     loss_fn = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    # Epochs as in the tutorial (reshuffled each time, tested after each); the last may stop early
+    # Epochs as in the tutorial (tested after each); the last may stop early
     per_epoch = len(train_dataloader)
     for epoch in range(math.ceil(steps / per_epoch)):
         first = epoch * per_epoch
