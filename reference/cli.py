@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .catalogue import load_variants, lookup
+from .catalogue import cite, load_variants, lookup
 from .harness import Trajectory, execute, plan, save_trajectories
 
 
@@ -39,7 +39,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for v in variants.values():
         print(f"{v.id:<{width}}  {v.title}")
         print(f"{'':<{width}}    {v.demonstrates}")
-        print(f"{'':<{width}}    sources: {'; '.join(v.sources)}")
+        print(f"{'':<{width}}    sources: {'; '.join(map(cite, v.sources))}")
+    print("\nThe sources, with what each covers: specs/sources.toml")
     return 0
 
 

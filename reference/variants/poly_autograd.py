@@ -1,7 +1,7 @@
 """poly.autograd -- autograd computes the gradients of the cubic fit.
 
 Coefficients created with requires_grad=True are tracked; loss.backward() fills their .grad.
-(Seed 001 runs this program in float64: dtype="float64".)
+(blog-poly runs this program in float64: dtype="float64".)
 """
 import math
 
