@@ -109,6 +109,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             from .mnist import run_report
 
             print(run_report(trajectories[-1]))
+        if lookup(vid).family == "poly" and not show_progress_bar:
+            from .result_line import result_line
+
+            print(result_line(trajectories[-1]))
     if show_progress_bar:
         _progress_bar(len(ids), len(ids), "done")
     print()
