@@ -81,14 +81,14 @@ def parse_seeds(text: str) -> list[int]:
 # variant files: Adam, SGD, RMSprop, MSELoss, clamp, nn.Linear, a matrix product). The others run
 # exactly the canonical code, so running them would only repeat the canonical run.
 _MLP_TORCH = ["mlp.tensor", "mlp.autograd", "mlp.variable", "mlp.custom_function"]
-_NN = ["mlp.nn", "mlp.optim", "mlp.module", "mlp.dynamic", "poly.nn", "poly.optim", "mnist.quickstart",
+_NN = ["mlp.nn", "mlp.optim", "mlp.module", "mlp.module_adam", "mlp.dynamic", "poly.nn", "poly.optim", "mnist.quickstart",
        "mnist.quickstart_fixed"]
 INJECTION_VARIANTS = {
-    "adam": ["mlp.optim"],
+    "adam": ["mlp.optim", "mlp.module_adam"],
     "sgd": ["mlp.module", "mlp.dynamic", "poly.module", "poly.dynamic", "mnist.quickstart", "mnist.quickstart_fixed"],
     "rmsprop": ["poly.optim"],
-    "mse": ["mlp.nn", "mlp.optim", "mlp.module", "mlp.dynamic", "poly.nn", "poly.optim", "poly.module", "poly.dynamic"],
-    "clamp": [*_MLP_TORCH, "mlp.module", "mlp.dynamic", "mnist.quickstart", "mnist.quickstart_fixed"],
+    "mse": ["mlp.nn", "mlp.optim", "mlp.module", "mlp.module_adam", "mlp.dynamic", "poly.nn", "poly.optim", "poly.module", "poly.dynamic"],
+    "clamp": [*_MLP_TORCH, "mlp.module", "mlp.module_adam", "mlp.dynamic", "mnist.quickstart", "mnist.quickstart_fixed"],
     "init": _NN,
     "matmul": [*_MLP_TORCH, *_NN, "poly.custom_function"],
 }
@@ -153,7 +153,7 @@ def variants_for(config: str, every: list[str]) -> list[str]:
     if config in NUMPY_ONLY:
         return [v for v in every if reference.VARIANTS[v].uses_numpy]
     if config in REAL_EPS:
-        return [v for v in every if v in ("mlp.optim",)]
+        return [v for v in every if v in ("mlp.optim", "mlp.module_adam")]
     if config.startswith("inject:"):
         return [v for v in every if v in injection_variants(config)]
     return every

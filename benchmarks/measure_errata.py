@@ -1,6 +1,6 @@
-"""Measure the numbers behind specs/tolerances.toml [errata."poly.optim"] (seed 001's RMSprop lr 1e-6).
+"""Measure the numbers behind specs/tolerances.toml [errata."poly.optim"] (blog-poly's RMSprop lr 1e-6).
 
-For each seed: poly.optim at its documented lr (1e-3) and at seed 001's lr (1e-6), 2000 steps,
+For each seed: poly.optim at its documented lr (1e-3) and at blog-poly's lr (1e-6), 2000 steps,
 float32, 1 thread; the final loss as a multiple of the least-squares optimum on the same grid, and
 the largest coefficient distance from the optimum's coefficients.
 

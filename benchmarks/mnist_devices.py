@@ -1,4 +1,4 @@
-"""CPU vs CUDA time for the MNIST classifier of seed 002 ("cuda와 cpu 시간차이 비교").
+"""CPU vs CUDA time for the MNIST classifier of blog-mnist-2021 ("cuda와 cpu 시간차이 비교").
 
 Trains the same epoch(s) from the same start on each device (reference.run: weights and data
 drawn on the CPU, the same shuffles) and prints each device's training time, and the ratio.

@@ -106,3 +106,24 @@ def lookup(variant_id: str) -> Variant:
             f"unknown variant {variant_id!r}.{hint} Valid choices: {', '.join(variants)}"
         )
     return variants[variant_id]
+
+
+@cache
+def load_sources() -> Mapping[str, Mapping[str, Any]]:
+    """specs/sources.toml: the documents the specs cite, by id."""
+    return MappingProxyType(load_toml("sources.toml")["source"])
+
+
+def source_id(entry: str) -> str:
+    """A `sources` entry is an id, optionally followed by a note: "blog-poly (prints lr 1e-6)"."""
+    return entry.split(" (", 1)[0].strip()
+
+
+def cite(entry: str) -> str:
+    """A sources entry with its document's title and date, for people: unknown ids say so."""
+    doc = load_sources().get(source_id(entry))
+    if doc is None:
+        return f"{entry} [not in specs/sources.toml]"
+    note = entry[len(source_id(entry)):].strip()
+    date = "" if doc["date"] == "undated" else f", {doc['date']}"
+    return f"{source_id(entry)} \"{doc['title']}\"{date}" + (f" {note}" if note else "")

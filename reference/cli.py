@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from .catalogue import load_variants, lookup
+from .catalogue import cite, load_variants, lookup
 from .compare import add_compare_parser
 from .errors import UsageError
 from .harness import SEED_LIMIT, Trajectory, execute, plan, resolve_hyperparameters, save_trajectories
@@ -59,7 +59,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for v in variants.values():
         print(f"{v.id:<{width}}  {v.title}")
         print(f"{'':<{width}}    {v.demonstrates}")
-        print(f"{'':<{width}}    sources: {'; '.join(v.sources)}")
+        print(f"{'':<{width}}    sources: {'; '.join(map(cite, v.sources))}")
+    print("\nThe sources, with what each covers: specs/sources.toml")
     return 0
 
 
@@ -207,6 +208,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 from .mnist import run_report
 
                 print(run_report(trajectories[-1]))
+            if lookup(vid).family == "poly" and not show_progress_bar:
+                from .result_line import result_line
+
+                print(result_line(trajectories[-1]))
     except BaseException:
         _end_progress_line()
         _keep_finished(trajectories, len(ids), out, args.overwrite)

@@ -117,9 +117,9 @@ def test_cuda_without_a_gpu_says_so():
 def test_documented_deviations_run_as_overrides():
     assert reference.run("poly.optim", lr=1e-6, steps=2).hyperparameters["lr"] == 1e-6
     official = reference.run("mlp.module", steps=30, threads=1)
-    seed000 = reference.run("mlp.module", optimizer="adam", steps=30, threads=1)
-    assert seed000.hyperparameters["optimizer"] == "adam"
-    assert official.losses[0] == seed000.losses[0] and official.losses[1:] != seed000.losses[1:]
+    blog_nn = reference.run("mlp.module", optimizer="adam", steps=30, threads=1)
+    assert blog_nn.hyperparameters["optimizer"] == "adam"
+    assert official.losses[0] == blog_nn.losses[0] and official.losses[1:] != blog_nn.losses[1:]
 
 
 # --- specification facts that need no goldens ----------------------------------------------------

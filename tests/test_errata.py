@@ -29,10 +29,10 @@ def _test_logits(trajectory) -> torch.Tensor:
         return rebuild_model(trajectory)(test_data.tensors[0])
 
 
-# --- seed 002: the final ReLU on the logits -------------------------------------------------------
+# --- blog-mnist-2021: the final ReLU on the logits ------------------------------------------------
 
 @pytest.mark.mnist
-def test_seed_002_final_relu_leaves_no_logit_negative(cached_run):
+def test_blog_mnist_2021_final_relu_leaves_no_logit_negative(cached_run):
     seed = MNIST_CLAIMS["gate_seeds"][0]
     documented = _test_logits(cached_run(DOCUMENTED, seed=seed, threads=1))
     fixed = _test_logits(cached_run(FIXED, seed=seed, threads=1))
@@ -41,7 +41,7 @@ def test_seed_002_final_relu_leaves_no_logit_negative(cached_run):
 
 
 @pytest.mark.mnist
-def test_seed_002_final_relu_ends_less_accurate_than_the_fixed_model(cached_run):
+def test_blog_mnist_2021_final_relu_ends_less_accurate_than_the_fixed_model(cached_run):
     """Same seed: the same initial weights (the ReLU has none) and the same data order."""
     for seed in MNIST_CLAIMS["gate_seeds"]:
         documented = evaluate(cached_run(DOCUMENTED, seed=seed, threads=1)).accuracy
@@ -51,7 +51,7 @@ def test_seed_002_final_relu_ends_less_accurate_than_the_fixed_model(cached_run)
 
 @pytest.mark.mnist
 @pytest.mark.slow
-def test_seed_002_final_relu_ends_less_accurate_on_every_measured_seed(cached_run):
+def test_blog_mnist_2021_final_relu_ends_less_accurate_on_every_measured_seed(cached_run):
     gaps = [
         evaluate(cached_run(FIXED, seed=s, threads=1)).accuracy - evaluate(cached_run(DOCUMENTED, seed=s, threads=1)).accuracy
         for s in MNIST_CLAIMS["measured_seeds"]
@@ -60,10 +60,10 @@ def test_seed_002_final_relu_ends_less_accurate_on_every_measured_seed(cached_ru
     assert float(np.median(gaps)) >= MNIST_CLAIMS["fixed_minus_documented_accuracy_median_min"]
 
 
-# --- seed 002: the average test loss divided by the number of samples ----------------------------
+# --- blog-mnist-2021: the average test loss divided by the number of samples ----------------------
 
 @pytest.mark.mnist
-def test_seed_002_avg_test_loss_is_about_batch_size_times_smaller_than_the_per_batch_average(cached_run):
+def test_blog_mnist_2021_avg_test_loss_is_about_batch_size_times_smaller_than_the_per_batch_average(cached_run):
     result = evaluate(cached_run(DOCUMENTED, seed=MNIST_CLAIMS["gate_seeds"][0], threads=1))
     batch_size = reference.VARIANTS[DOCUMENTED].hyperparameters["batch_size"]
     ratio = result.avg_loss_per_batch / result.avg_loss
@@ -73,7 +73,7 @@ def test_seed_002_avg_test_loss_is_about_batch_size_times_smaller_than_the_per_b
     assert batch_size * result.size / (result.size + batch_size) <= ratio <= batch_size
 
 
-# --- seed 001: RMSprop at lr 1e-6 -----------------------------------------------------------------
+# --- blog-poly: RMSprop at lr 1e-6 ----------------------------------------------------------------
 
 def cubic_optimum(points: int) -> float:
     """Least-squares loss of a + b x + c x^2 + d x^3 against sin(x) on poly.optim's grid (float64)."""
@@ -86,27 +86,27 @@ def cubic_optimum(points: int) -> float:
 def _over_optimum(seeds):
     best = cubic_optimum(reference.VARIANTS["poly.optim"].hyperparameters["points"])
     documented = [reference.run("poly.optim", seed=s, threads=1).losses[-1] / best for s in seeds]
-    seed_001 = [reference.run("poly.optim", seed=s, threads=1, lr=1e-6).losses[-1] / best for s in seeds]
-    return documented, seed_001
+    blog_poly = [reference.run("poly.optim", seed=s, threads=1, lr=1e-6).losses[-1] / best for s in seeds]
+    return documented, blog_poly
 
 
-def test_seed_001_rmsprop_lr_1e_6_stays_far_from_the_optimum_that_lr_1e_3_reaches():
+def test_blog_poly_rmsprop_lr_1e_6_stays_far_from_the_optimum_that_lr_1e_3_reaches():
     assert reference.VARIANTS["poly.optim"].hyperparameters["lr"] == 1e-3
-    documented, seed_001 = _over_optimum(POLY["gate_seeds"])
+    documented, blog_poly = _over_optimum(POLY["gate_seeds"])
     assert max(documented) <= POLY["documented_max_over_optimum"]
-    assert min(seed_001) >= POLY["seed_001_min_over_optimum"]
+    assert min(blog_poly) >= POLY["blog_poly_min_over_optimum"]
 
 
 @pytest.mark.slow
-def test_seed_001_rmsprop_lr_1e_6_stays_far_from_the_optimum_on_every_measured_seed():
-    documented, seed_001 = _over_optimum(POLY["measured_seeds"])
+def test_blog_poly_rmsprop_lr_1e_6_stays_far_from_the_optimum_on_every_measured_seed():
+    documented, blog_poly = _over_optimum(POLY["measured_seeds"])
     assert max(documented) <= POLY["documented_max_over_optimum"]
-    assert min(seed_001) >= POLY["seed_001_min_over_optimum"]
+    assert min(blog_poly) >= POLY["blog_poly_min_over_optimum"]
 
 
-# --- seed 004: the legacy Variable / .data API ----------------------------------------------------
+# --- blog-variable: the legacy Variable / .data API -----------------------------------------------
 
-def test_seed_004_variable_and_data_api_gives_the_modern_autograd_trajectory_bit_for_bit(dtype):
+def test_blog_variable_legacy_variable_and_data_api_gives_the_modern_autograd_trajectory_bit_for_bit(dtype):
     legacy = reference.run("mlp.variable", dtype=dtype, threads=1)
     modern = reference.run("mlp.autograd", dtype=dtype, threads=1)
     assert legacy.losses == modern.losses

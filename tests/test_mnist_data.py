@@ -1,4 +1,4 @@
-"""The MNIST data of seed 002: the IDX reader (on small files these tests write), the embedded
+"""The MNIST data of blog-mnist-2021: the IDX reader (on small files these tests write), the embedded
 default, and how reference.run picks between them. No network, no training beyond a few batches."""
 from __future__ import annotations
 

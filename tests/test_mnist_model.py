@@ -1,4 +1,4 @@
-"""The MNIST classifier of seed 002: model, train and test loops, runs, save / load, convergence.
+"""The MNIST classifier of blog-mnist-2021: model, train and test loops, runs, save / load, convergence.
 
 The runs use the embedded default (no download) and one thread. Convergence is checked on the
 spec's gate seeds in the default gate and on all measured seeds under -m slow.
@@ -139,7 +139,7 @@ def test_test_loop_reports_accuracy_and_both_average_losses_over_its_batches():
 # --- runs -----------------------------------------------------------------------------------------
 
 class NeuralNetwork(nn.Module):
-    """Seed 002's class as printed there, written out again so that the check below is independent."""
+    """blog-mnist-2021's class as printed there, written out again so that the check below is independent."""
 
     def __init__(self):
         super().__init__()

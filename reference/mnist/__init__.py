@@ -1,4 +1,4 @@
-"""Support for the MNIST classifier of seed 002 (mnist.* variants): data, checkpoints, reports.
+"""Support for the MNIST classifier of blog-mnist-2021 (mnist.* variants): data, checkpoints, reports.
 
     load_datasets(data_root)      (training_data, test_data): "" = the embedded default, else MNIST IDX files
     read_idx / write_idx          the IDX format, raw or .gz, checked against its header

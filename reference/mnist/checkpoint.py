@@ -1,4 +1,4 @@
-"""Saving and loading a model's state_dict, as seed 002 plans to (torch.save / load_state_dict).
+"""Saving and loading a model's state_dict, as blog-mnist-2021 plans to (torch.save / load_state_dict).
 
 The file is a plain state_dict, as `torch.save(model.state_dict(), path)` writes it, so files
 move both ways between these helpers and the tutorial's two lines. What the helpers add:

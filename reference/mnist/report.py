@@ -1,4 +1,4 @@
-"""What seed 002's test loop prints, and the end-of-run report of an mnist.* run."""
+"""What blog-mnist-2021's test loop prints, and the end-of-run report of an mnist.* run."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,7 +11,7 @@ import torch
 class TestResult:
     """One pass of the test loop.
 
-    avg_loss is computed as seed 002 computes it (summed batch mean losses / number of samples);
+    avg_loss is computed as blog-mnist-2021 computes it (summed batch mean losses / number of samples);
     avg_loss_per_batch divides the same sum by the number of batches: the average loss.
     """
 
@@ -27,7 +27,7 @@ class TestResult:
         return [
             "Test Error: ",
             f" Accuracy: {(100 * self.accuracy):>0.1f}%, Avg loss: {self.avg_loss:>8f} ",
-            f" (Avg loss as seed 002 computes it: summed batch means / {self.size} samples)",
+            f" (Avg loss as blog-mnist-2021 computes it: summed batch means / {self.size} samples)",
             f" Avg loss per batch: {self.avg_loss_per_batch:>8f} (summed batch means / {self.batches} batches)",
         ]
 
@@ -36,7 +36,7 @@ class TestResult:
 
 
 def format_train_line(loss: float, current: int, size: int) -> str:
-    """The line seed 002's train loop prints every 100 batches."""
+    """The line blog-mnist-2021's train loop prints every 100 batches."""
     return f"loss: {loss:>7f}  [{current:>5d}/{size:>5d}]"
 
 

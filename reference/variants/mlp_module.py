@@ -28,7 +28,7 @@ def make(N, D_in, H, D_out):
 
 def train(x, y, model, lr, optimizer, steps, record):
     criterion = torch.nn.MSELoss(reduction="sum")
-    # The official tutorial uses SGD; seed 000 uses Adam (optimizer="adam")
+    # The official tutorial uses SGD; blog-nn-2022 uses Adam (optimizer="adam")
     if optimizer == "adam":
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     else:

@@ -1,4 +1,4 @@
-"""mnist.quickstart -- a digit classifier: nn.Module, DataLoader, a train loop and a test loop (seed 002).
+"""mnist.quickstart -- a digit classifier: nn.Module, DataLoader, a train loop and a test loop (blog-mnist-2021).
 
 Images go through Flatten and a stack of Linear and ReLU layers to 10 logits; CrossEntropyLoss and
 SGD train it one batch of 64 at a time, and a test loop measures accuracy and the average loss.
@@ -37,7 +37,7 @@ def where(model):
 
 
 def train_loop(dataloader, model, loss_fn, optimizer, record=None, first=0, batches=None):
-    """One epoch (or its first `batches` batches); returns what seed 002 prints every 100 batches."""
+    """One epoch (or its first `batches` batches); returns what blog-mnist-2021 prints every 100 batches."""
     size = len(dataloader.dataset)
     device, dtype = where(model)
     printed = []
@@ -72,7 +72,7 @@ def test_loop(dataloader, model, loss_fn):
             test_loss += loss_fn(pred, y).item()
             correct += (pred.argmax(1) == y).type(torch.float).sum().item()
 
-    # Seed 002 divides the summed batch means by the number of samples (an erratum): about
+    # blog-mnist-2021 divides the summed batch means by the number of samples (an erratum): about
     # batch_size times too small. Their average divides by the number of batches.
     return TestResult(accuracy=correct / size, avg_loss=test_loss / size,
                       avg_loss_per_batch=test_loss / num_batches, size=size, batches=num_batches)

@@ -1,22 +1,24 @@
 """poly.autograd -- autograd computes the gradients of the cubic fit.
 
 Coefficients created with requires_grad=True are tracked; loss.backward() fills their .grad.
-(Seed 001 runs this program in float64: dtype="float64".)
+(blog-poly runs this program in float64 from float64 draws, `dtype = float`: dtype="float64",
+draw_dtype="float64". The default draws in float32, as the official program does.)
 """
 import math
 
 import torch
 
 
-def make(points):
+def make(points, draw_dtype):
+    dtype = getattr(torch, draw_dtype)  # float64 draws give other numbers, not float32's widened
     # Input and output data: sin(x) on a grid over [-pi, pi]
-    x = torch.linspace(-math.pi, math.pi, points)
+    x = torch.linspace(-math.pi, math.pi, points, dtype=dtype)
     y = torch.sin(x)
     # Randomly initialised coefficients; requires_grad=True asks autograd to track them
-    a = torch.randn((), requires_grad=True)
-    b = torch.randn((), requires_grad=True)
-    c = torch.randn((), requires_grad=True)
-    d = torch.randn((), requires_grad=True)
+    a = torch.randn((), dtype=dtype, requires_grad=True)
+    b = torch.randn((), dtype=dtype, requires_grad=True)
+    c = torch.randn((), dtype=dtype, requires_grad=True)
+    d = torch.randn((), dtype=dtype, requires_grad=True)
     return dict(x=x, y=y, a=a, b=b, c=c, d=d)
 
 

@@ -1,6 +1,6 @@
 """poly.optim -- an optimizer from torch.optim (RMSprop) updates the cubic's coefficients.
 
-(Seed 001 prints lr 1e-6 here, where the official tutorial uses 1e-3: run it with lr=1e-6.)
+(blog-poly prints lr 1e-6 here, where the official tutorial uses 1e-3: run it with lr=1e-6.)
 """
 import math
 
