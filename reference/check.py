@@ -450,7 +450,8 @@ def text_report(plan: Plan) -> list[str]:
                         ((policy.EXACT, "exact"), (policy.CLOSE, "close"), (policy.FAILED, "differ"), ("error", "errors"))
                         if counts.get(s))
     passed = sum(it.status == "passed" for it in props)
-    lines += ["", f"goldens: {summary or 'none run'}; properties: {passed} of {len(props)} passed"]
+    lines += ["", f"goldens: {summary or 'none run'}; properties: "
+                  + (f"{passed} of {len(props)} passed" if props else "none run")]
     details = [("! " if it.status == policy.FAILED else "  ") + it.message
                for it in plan.items if it.status in (policy.CLOSE, policy.FAILED) and it.message]
     if details:
