@@ -441,8 +441,6 @@ def text_report(plan: Plan) -> list[str]:
         cells = {(it.label, f"{it.device} {it.dtype}"): it.text for it in props}
         labels = list(dict.fromkeys(it.label for it in props))
         lines += [""] + _table(["property", *columns], [[p, *[cells.get((p, c), "-") for c in columns]] for p in labels])
-    for device, why in plan.skipped_devices.items():
-        lines += ["", f"{device}: skipped: {why}"]
     counts: dict[str, int] = {}
     for it in goldens:
         counts[it.status] = counts.get(it.status, 0) + 1
