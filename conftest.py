@@ -81,12 +81,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def cuda_unavailable_reason() -> str | None:
-    if torch.cuda.is_available():
-        return None
-    if torch.version.cuda is None:
-        return f"CUDA not available: torch {torch.__version__} is a CPU-only build"
-    return f"CUDA not available: torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU"
+from reference.check import cuda_unavailable_reason  # noqa: E402 - one wording for pytest and `check`
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -44,7 +44,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from . import policy
+from . import policy, report
 from .catalogue import load_variants
 from .files import atomic_write
 from .errors import UsageError
@@ -345,10 +345,11 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def compare_sources(sources: list[Source], *, plots: Path | None,
+def compare_sources(sources: list[Source], *, plots: Path | None, html: Path | None = None,
                     warn: Callable[[str], None] = _stderr) -> tuple[list[str], int]:
-    """The report's lines and the exit status (0 or 1: a judgement was made). UsageError when no
-    cell could be judged: nothing is comparable. Plots that cannot be written are a warning."""
+    """The report's lines and the exit status (0 or 1: a judgement was made); with html, the page too
+    (reference.report). UsageError when no cell could be judged: nothing is comparable. Plots that
+    cannot be written are a warning."""
     multi_device = any(len(s.devices) > 1 for s in sources) or any(s.devices != ["cpu"] for s in sources)
     columns = [Column(s, d, f"{s.label}:{d}" if multi_device else s.label) for s in sources for d in s.devices]
     baseline = columns[0]
@@ -434,7 +435,49 @@ def compare_sources(sources: list[Source], *, plots: Path | None,
 
     diverged = counts[policy.FAILED] > 0 or bool(problems)
     lines += ["", "DIVERGED beyond the policy" if diverged else "nothing diverged beyond the policy"]
+    if html is not None:
+        page = _html_page(sources, columns, baseline, rows, cells, lines[-1], not diverged, problems)
+        lines.append(f"report: {report.write(html, page)}")
     return lines, 1 if diverged else 0
+
+
+def _column_environment(column: Column) -> dict[str, str]:
+    runs = [t for (_, device), t in column.source.runs.items() if device == column.device]
+
+    def values(attr: str) -> str:
+        return ", ".join(sorted({str(getattr(t, attr)) for t in runs}))
+
+    return {"results": str(column.source.path), "device": column.device, "torch": values("torch_version"),
+            "numpy": values("numpy_version"), "python": values("python_version"),
+            "cpu capability": values("cpu_capability"), "threads": values("threads"), "tf32": values("tf32"),
+            "runs": str(len(runs))}
+
+
+def _html_page(sources: list[Source], columns: list[Column], baseline: Column, rows: list[RowKey],
+               cells: dict, verdict: str, ok: bool, problems: list[str]) -> report.Page:
+    page_rows = []
+    for row in rows:
+        out = []
+        base = baseline.source.runs.get((row, baseline.device))
+        for c in columns:
+            cell = cells[row, c.label]
+            rc = report.Cell(cell.status, cell.text)
+            if cell.status in (policy.CLOSE, policy.FAILED) and cell.verdict is not None and base is not None:
+                now = c.source.runs[(row, c.device)]
+                rc.curves = {baseline.label: base.losses, c.label: now.losses}
+                rc.reference = baseline.label
+                rc.first_difference = cell.first_difference
+                rc.first_bad_step = cell.verdict.first_bad_step
+                rc.details = [cell.note or cell.verdict.summary()]
+                if cell.status == policy.FAILED:
+                    rc.details += ["", policy.checkpoint_table(now.losses, base.losses,
+                                                               first_bad=cell.verdict.first_bad_step)]
+            out.append(rc)
+        page_rows.append((row.label(), out))
+    notes = [f"baseline: {baseline.label}; cells judged by reference.policy (specs/golden_policy.toml)"]
+    notes += [f"problem: {p}" for p in problems]
+    return report.Page("torch-examples-spec compare", [report.Column(c.label, _column_environment(c)) for c in columns],
+                       page_rows, verdict, ok, notes=notes)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -442,7 +485,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     labels = _labels(paths)
     sources = [load_source(p, label) for p, label in zip(paths, labels)]
     plots = None if args.no_plots else Path(os.path.expanduser(args.plots))
-    lines, status = compare_sources(sources, plots=plots)
+    html = None if args.html is None else Path(os.path.expanduser(args.html))
+    if html is not None and html.is_dir():
+        raise UsageError(f"--html {args.html} is a directory; name a file, e.g. {html / 'compare.html'}")
+    lines, status = compare_sources(sources, plots=plots, html=html)
     print("\n".join(lines))
     return status
 
@@ -459,4 +505,7 @@ def add_compare_parser(sub: Any) -> None:
     p.add_argument("--plots", default=str(DEFAULT_PLOTS), metavar="DIR",
                    help=f"where the PNGs of the rows that differ go (default: {DEFAULT_PLOTS})")
     p.add_argument("--no-plots", action="store_true", help="write no PNGs")
+    p.add_argument("--html", default=None, metavar="FILE",
+                   help="also write a self-contained HTML report: the matrix, the curves of each cell that "
+                        "differs, the environment of each column")
     p.set_defaults(func=cmd_compare)

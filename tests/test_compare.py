@@ -330,3 +330,21 @@ def test_environment_keys_that_differ_between_columns_are_printed_under_the_matr
     assert f"hostB: cpu_model: hostA {here['cpu_model']}, hostB Intel(R) Xeon(R) Platinum 8480+" in section
     assert "hostB: env MKL_ENABLE_INSTRUCTIONS: hostA unset, hostB AVX2" in section
     assert "old: environment: not recorded for old" in section
+
+
+def test_html_report_shows_each_diverged_cells_curves_first_step_and_column_environments(tmp_path, capsys):
+    from report_page import Page
+
+    a = results(tmp_path, "torch213", trajectory())
+    b = results(tmp_path, "torch214", trajectory(losses=perturbed(BASE, 0.2, from_step=43), torch_version="2.14.1"))
+    page_path = tmp_path / "report" / "compare.html"
+    status, out, _ = run_compare(capsys, a, b, "--no-plots", "--html", page_path)
+    assert status == 1 and f"report: {page_path}" in out
+    page = Page(page_path.read_text())
+    row = "mlp.nn float64 seed 0"
+    assert page.cells[(row, "torch213")] == "baseline" and page.cells[(row, "torch214")] == "failed"
+    assert page.sections[(row, "torch214")]["first-difference"] == "43"
+    assert page.sections[(row, "torch214")]["first-bad-step"] == "43"
+    assert (row, "torch214") in page.svgs
+    assert page.environment["torch"] == {"torch213": "2.13.0+cpu", "torch214": "2.14.1"}
+    assert page.verdict_ok == "false" and page.external == []

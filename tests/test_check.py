@@ -1,0 +1,164 @@
+"""`torch-examples-spec check`: the installed torch against the shipped goldens, exit statuses,
+--out for compare, --html, CUDA handling, and the test-only injection that shows it catches a change.
+
+The runs are filtered to cheap variants (-k): the full check is `python -m reference check`."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from reference import check, golden
+from reference.cli import main
+from reference.golden import GoldenKey
+from report_page import Page
+
+# the cheapest golden rows (about a second each at one thread)
+CHEAP = "poly.tensor"
+
+
+def run_check(capsys, *args) -> tuple[int, str, str]:
+    status = main(["check", "-q", *map(str, args)])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_check_exits_0_and_prints_the_matrix_when_nothing_differs(capsys):
+    status, out, err = run_check(capsys, "-k", CHEAP)
+    assert status == 0, out + err
+    assert "poly.tensor float32 seed 0  exact" in out and "poly.tensor float64 seed 0  exact" in out
+    assert "poly.tensor: manual gradients equal autograd" in out
+    assert out.rstrip().splitlines()[-1].startswith("(")  # the timing line after the verdict
+    assert "nothing differs beyond the policy" in out
+
+
+def test_check_under_an_injected_change_exits_1_and_names_the_differing_variants(capsys, monkeypatch):
+    monkeypatch.setenv(check.INJECT_ENV, "mse 'sum' -> 'mean'")
+    status, out, err = run_check(capsys, "--variants", "poly.nn,poly.tensor", "--no-properties")
+    assert status == 1, out + err
+    last = out.rstrip().splitlines()[-2]
+    assert last.startswith("DIFFERS beyond the policy in poly.nn:"), last
+    assert "poly.tensor" not in last  # computes its loss by hand: the injection cannot reach it
+    assert "INJECTED CHANGE" in err and "mse 'sum' -> 'mean'" in err
+
+
+def test_check_properties_catch_a_clamp_whose_gradient_at_zero_is_relus(capsys, monkeypatch):
+    monkeypatch.setenv(check.INJECT_ENV, "clamp(min=0) grad at 0")
+    status, out, _ = run_check(capsys, "-k", "gradient at exactly 0")
+    assert status == 1
+    assert "DIFFERS beyond the policy in mlp.autograd" in out and "clamp(min=0) passes" in out
+
+
+def test_an_unknown_injection_exits_2_naming_the_valid_choices(capsys, monkeypatch):
+    monkeypatch.setenv(check.INJECT_ENV, "no such change")
+    status, _, err = run_check(capsys, "-k", CHEAP)
+    assert status == 2
+    assert err.count("\n") == 1 and "Valid choices:" in err and "adam eps" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--device", "tpu"], "--device 'tpu' is not a choice. Valid choices: cpu, cuda, all"),
+    (["--variants", "mlp.nope"], "--variants: unknown variant 'mlp.nope'. Valid choices:"),
+    (["-k", "nothing matches this"], "-k 'nothing matches this' selects nothing. Valid choices:"),
+], ids=["device", "variant", "filter"])
+def test_bad_input_exits_2_with_one_line_naming_the_valid_choices(capsys, args, message):
+    status, out, err = run_check(capsys, *args)
+    assert status == 2
+    assert err.count("\n") == 1 and message in err, err
+    assert out == ""  # nothing ran
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a usable GPU")
+def test_require_cuda_without_a_gpu_exits_2_with_one_line_and_runs_nothing(capsys):
+    status, out, err = run_check(capsys, "--device", "cuda", "--require-cuda")
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and "--require-cuda: CUDA not available" in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a usable GPU")
+def test_cuda_without_a_gpu_is_skipped_saying_why(capsys):
+    status, out, _ = run_check(capsys, "--device", "cuda")
+    assert status == 0
+    assert f"cuda: skipped: {check.cuda_unavailable_reason()}" in out
+
+
+def test_a_missing_golden_exits_2_naming_the_file(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv(golden.GOLDENS_DIR_ENV, str(tmp_path))
+    status, out, _ = run_check(capsys, "-k", "poly.tensor float64", "--no-properties")
+    assert status == 2
+    assert f"missing golden {tmp_path}/poly.tensor/float64-seed0.json" in out
+
+
+def test_out_writes_results_that_compare_reads_and_refuses_to_overwrite(capsys, tmp_path):
+    out_dir = tmp_path / "results"
+    assert run_check(capsys, "-k", "poly.tensor float", "--no-properties", "--out", out_dir)[0] == 0
+    data = json.loads((out_dir / "check-cpu.json").read_text())
+    assert sorted((t["variant"], t["dtype"]) for t in data["trajectories"]) == [
+        ("poly.tensor", "float32"), ("poly.tensor", "float64")]
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "check-cpu.json").write_bytes((out_dir / "check-cpu.json").read_bytes())
+    status = main(["compare", str(out_dir), str(again), "--no-plots"])
+    out = capsys.readouterr().out
+    assert status == 0 and re.search(r"poly\.tensor float32 seed 0\s+baseline\s+exact", out), out
+    status, _, err = run_check(capsys, "-k", "poly.tensor float", "--no-properties", "--out", out_dir)
+    assert status == 2 and "exists; pass --overwrite" in err
+
+
+def test_html_report_has_the_matrix_environments_and_each_differing_cells_curves(capsys, monkeypatch, tmp_path):
+    page_path = tmp_path / "check.html"
+    monkeypatch.setenv(check.INJECT_ENV, "mse 'sum' -> 'mean'")
+    status, _, _ = run_check(capsys, "--variants", "poly.nn,poly.tensor", "--no-properties", "--html", page_path)
+    assert status == 1
+    page = Page(page_path.read_text())
+    assert page.verdict_ok == "false"
+    assert page.cells[("poly.tensor float64 seed 0", "cpu")] == "exact"
+    assert page.cells[("poly.nn float64 seed 0", "cpu")] == "failed"
+    assert page.cells[("poly.nn float64 seed 0", "golden")] == "baseline"
+    section = page.sections[("poly.nn float64 seed 0", "cpu")]
+    assert section["first-difference"] == "0"  # 'mean' changes the very first loss
+    assert section["first-bad-step"].isdigit()
+    assert "not traced" in section["first-op"]  # the slot an op trace fills
+    assert ("poly.nn float64 seed 0", "cpu") in page.svgs
+    assert ("poly.tensor float64 seed 0", "cpu") not in page.sections  # exact cells have no section
+    assert page.environment["torch"]["cpu"] == torch.__version__
+    assert page.environment["torch"]["golden"]  # what the goldens were recorded with
+    assert page.external == []  # self-contained
+
+
+def test_pytest_gate_and_check_judge_with_the_same_function(monkeypatch):
+    """tests/test_goldens.py's verdict is check.judge_golden's: a runner that returns a changed run
+    (losses x 1.01) fails it, an unchanged one passes it."""
+    key = GoldenKey("poly.tensor", "float64", 0)
+    real = check.judge_golden(key)
+    assert real.verdict.status == "exact" and real.now.steps == key.steps
+
+    def changed(variant, **kwargs):
+        t = real.now
+        return type(t)(**{**t.__dict__, "losses": [x * 1.01 for x in t.losses]})
+
+    judged = check.judge_golden(key, runner=changed)
+    assert judged.verdict.status == "failed" and judged.verdict.first_bad_step == 0
+
+
+@pytest.mark.slow
+def test_built_wheel_carries_every_golden_and_spec_file(tmp_path):
+    """`check` without a checkout reads reference/_specs inside the wheel: every golden the policy
+    names and every TOML must be in it."""
+    import subprocess
+    import sys
+    import zipfile
+
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(root)],
+                   check=True, capture_output=True, timeout=600)
+    (wheel,) = tmp_path.glob("torch_examples_spec-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    specs = root / "specs"
+    wanted = {f"reference/_specs/{p.relative_to(specs)}" for p in specs.rglob("*.toml")}
+    wanted |= {f"reference/_specs/goldens/{k.variant}/{k.dtype}-seed{k.seed}.json" for k in golden.all_keys()}
+    wanted |= {"reference/check.py", "reference/report.py", "reference/policy.py"}
+    assert not wanted - names, f"missing from the wheel: {sorted(wanted - names)[:5]}"
