@@ -11,7 +11,8 @@ from conftest import DEVICE_CHECK_PROPERTY, GOLDEN_PROPERTY
 from reference import golden, policy
 from reference.environment import explain_difference
 from reference.harness import check_full_precision
-from reference.golden import CANONICAL_THREADS, GoldenError, GoldenKey, gate_threads
+from reference.check import judge_golden
+from reference.golden import CANONICAL_THREADS, GoldenError, GoldenKey
 
 pytestmark = pytest.mark.golden
 
@@ -63,16 +64,12 @@ def test_golden_trajectory(variant_id, seed, device, dtype, request, artifacts_d
         path = golden.write(key, fresh)
         request.node.user_properties.append((GOLDEN_PROPERTY, f"{key} cpu: updated {path}"))
         return
-    try:
-        gold = golden.read(key)
-        gold64 = golden.read(GoldenKey(variant_id, "float64", seed))["losses"] if dtype != "float64" else None
+    try:  # the judgement `torch-examples-spec check` makes too (reference.check.judge_golden)
+        judged = judge_golden(key, device, runner=cached_run)
     except GoldenError as exc:
         hint = f"\ncreate or refresh it with: {_update_command(request.node.nodeid)}" if "missing" in str(exc) else ""
         pytest.fail(f"{exc}{hint}", pytrace=False)
-
-    now = cached_run(variant_id, seed=seed, dtype=dtype, device=device, steps=key.steps, threads=gate_threads())
-    verdict = policy.compare(variant_id, dtype, now.losses, gold["losses"], device=device, golden64=gold64,
-                             now_params=golden.params_record(now.params), golden_params=gold["final_params"])
+    verdict, now, gold, gold64 = judged.verdict, judged.now, judged.golden, judged.golden64
     request.node.user_properties.append((GOLDEN_PROPERTY, verdict.summary()))
     if not verdict.ok:
         pytest.fail(
