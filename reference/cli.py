@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m reference",
         description="Run the 'Learning PyTorch with Examples' reference variants.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,compare}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,compare,locate}")
 
     p_list = sub.add_parser("list", help="list the variant ids, what each shows, and its sources")
     p_list.set_defaults(func=cmd_list)
@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_compare_parser(sub)
+    from .locate import add_locate_parser
+
+    add_locate_parser(sub)
     return parser
 
 

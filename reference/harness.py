@@ -52,6 +52,7 @@ class Trajectory:
     cpu_capability: str
     tf32: bool
     wall_time_s: float
+    trace: dict[str, Any] | None = field(default=None, repr=False, compare=False)  # op trace (reference.trace)
 
     def to_json_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -274,6 +275,7 @@ def execute(
     variant_id: str,
     *,
     on_step: Callable[[int, float], None] | None = None,
+    trace_steps: Any = None,
     **arguments: Any,
 ) -> Trajectory:
     """reference.run, plus an on_step(t, loss) hook for progress printing."""
@@ -283,18 +285,31 @@ def execute(
 
     losses: list[float] = []
 
+    recorder = None
+
     def record(t: int, loss: Any) -> None:
         value = _loss_value(loss)
         losses.append(value)
         if on_step is not None:
             on_step(t, value)
+        if recorder is not None:
+            recorder.on_record(t)
 
     with thread_count(p.threads) as n_threads, full_precision_matmul(dev) as tf32:
         seed_everything(seed)
         drawn = _call(module.make, hp)
         placed = {name: place(v, dev, dtype_name) for name, v in drawn.items()}
+        if trace_steps is not None:
+            from .trace import Recorder
+
+            recorder = Recorder(trace_steps, steps - 1, placed)
+            recorder.start()
         start = time.perf_counter()
-        params = _call(module.train, {**hp, **placed, "steps": steps, "record": record})
+        try:
+            params = _call(module.train, {**hp, **placed, "steps": steps, "record": record})
+        finally:
+            if recorder is not None:
+                recorder.stop()
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         wall = time.perf_counter() - start
@@ -315,6 +330,8 @@ def execute(
         cpu_capability=torch.backends.cpu.get_cpu_capability(),
         tf32=tf32,
         wall_time_s=wall,
+        trace=None if recorder is None else recorder.result(
+            dict(variant=variant.id, seed=seed, device=str(dev), dtype=dtype_name, torch_version=torch.__version__)),
     )
 
 
@@ -326,15 +343,17 @@ def run(
     dtype: Any = None,
     steps: int | None = None,
     threads: int | None = None,
+    trace_steps: Any = None,
     **hyperparameter_overrides: Any,
 ) -> Trajectory:
     """Run one variant from a seeded start and return its Trajectory.
 
     Data and weights are drawn on the CPU at the tutorial's own dtype, in the tutorial's order,
     then cast to `dtype` and moved to `device`: every device and dtype starts from the same numbers.
+    trace_steps (e.g. [0, 1]): record the op trace of those steps in Trajectory.trace (reference.trace).
     """
     return execute(
-        variant_id, seed=seed, device=device, dtype=dtype, steps=steps, threads=threads,
+        variant_id, seed=seed, device=device, dtype=dtype, steps=steps, threads=threads, trace_steps=trace_steps,
         **hyperparameter_overrides,
     )
 
