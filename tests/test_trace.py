@@ -209,3 +209,16 @@ def test_explain_golden_failure_names_the_op_against_the_kept_trace():
     with INJECTIONS["adam eps 1e-8 -> 1e-6"]():
         line = trace.explain_golden_failure(key, {"threads": 1, "device": "cpu"})
     assert line.startswith("first differing op: aten::add_.Tensor at step 0 (update)"), line
+
+
+def test_compare_prints_the_line_for_a_cell_that_is_not_exact(tmp_path):
+    from reference.compare import compare_sources, load_source, save_results
+
+    base = reference.run("poly.optim", steps=3, threads=1, trace_steps=[0, 1])
+    with INJECTIONS["rmsprop alpha 0.99 -> 0.9"]():
+        now = reference.run("poly.optim", steps=3, threads=1, trace_steps=[0, 1])
+    save_results(tmp_path / "a" / "main.json", [base])
+    save_results(tmp_path / "b" / "main.json", [now])
+    lines, _ = compare_sources([load_source(tmp_path / "a", "a"), load_source(tmp_path / "b", "b")], plots=None)
+    located = [line.strip() for line in lines if "first differing op" in line]
+    assert located and located[0].startswith("first differing op: aten::addcmul_ at step 0 (update)"), lines
