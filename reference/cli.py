@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m reference",
         description="Run the 'Learning PyTorch with Examples' reference variants.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,compare,check}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,compare,check,locate}")
 
     p_list = sub.add_parser("list", help="list the variant ids, what each shows, and its sources")
     p_list.set_defaults(func=cmd_list)
@@ -280,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .check import add_check_parser  # check imports no CLI module: no cycle
 
     add_check_parser(sub)
+    from .locate import add_locate_parser
+
+    add_locate_parser(sub)
     return parser
 
 

@@ -292,6 +292,15 @@ def _param_difference(a: Trajectory, b: Trajectory) -> float:
     return worst
 
 
+def _locate_line(base: Trajectory | None, run: Trajectory | None) -> str | None:
+    """The op-level line (reference.trace) where both runs were recorded with their op traces."""
+    if base is None or run is None or not base.trace or not run.trace:
+        return None
+    from . import trace
+
+    return trace.localize(base.trace, run.trace, rtol=trace.allowance(run.dtype, base.trace, run.trace)).line()
+
+
 # --- output ------------------------------------------------------------------------------------------
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
@@ -389,6 +398,9 @@ def compare_sources(sources: list[Source], *, plots: Path | None, html: Path | N
                     text = f"{head}: bitwise equal up to step {cell.first_difference - 1}; {tail}" \
                         if cell.first_difference > 0 else f"{head}: differs from step 0; {tail}"
                 details.append(("  " if cell.status == policy.CLOSE else "! ") + text)
+                located = _locate_line(baseline.source.runs.get((row, baseline.device)), c.source.runs.get((row, c.device)))
+                if located:
+                    details.append("    " + located)
                 if cell.status == policy.FAILED:
                     base = baseline.source.runs[(row, baseline.device)]
                     now = c.source.runs[(row, c.device)]

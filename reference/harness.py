@@ -67,6 +67,7 @@ class Trajectory:
     # breaks and recompiles over the run. Defaults, so that files written before load.
     compile: str | None = None
     compile_stats: dict[str, int] = field(default_factory=dict)
+    trace: dict[str, Any] | None = field(default=None, repr=False, compare=False)  # op trace (reference.trace)
 
     def to_json_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -368,6 +369,7 @@ def execute(
     variant_id: str,
     *,
     on_step: Callable[[int, float], None] | None = None,
+    trace_steps: Any = None,
     **arguments: Any,
 ) -> Trajectory:
     """reference.run, plus an on_step(t, loss) hook for progress printing."""
@@ -377,11 +379,15 @@ def execute(
 
     losses: list[float] = []
 
+    recorder = None
+
     def record(t: int, loss: Any) -> None:
         value = _loss_value(loss)
         losses.append(value)
         if on_step is not None:
             on_step(t, value)
+        if recorder is not None:
+            recorder.on_record(t)
 
     compile_stats: dict[str, int] = {}
     with thread_count(p.threads) as n_threads, full_precision_matmul(dev) as tf32:
@@ -395,8 +401,17 @@ def execute(
                 compile_stats = compiling.enter_context(comp.compiled_run(p.compile))
                 placed = {name: comp.compile_module(v, p.compile) if isinstance(v, torch.nn.Module) else v
                           for name, v in placed.items()}
+            if trace_steps is not None:
+                from .trace import Recorder
+
+                recorder = Recorder(trace_steps, steps - 1, placed)
+                recorder.start()
             start = time.perf_counter()
-            params = _call(module.train, {**hp, **placed, "steps": steps, "record": record})
+            try:
+                params = _call(module.train, {**hp, **placed, "steps": steps, "record": record})
+            finally:
+                if recorder is not None:
+                    recorder.stop()
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             wall = time.perf_counter() - start
@@ -424,6 +439,8 @@ def execute(
         float32_matmul_error=probe,
         compile=p.compile,
         compile_stats=dict(compile_stats),
+        trace=None if recorder is None else recorder.result(
+            dict(variant=variant.id, seed=seed, device=str(dev), dtype=dtype_name, torch_version=torch.__version__)),
     )
 
 
@@ -436,6 +453,7 @@ def run(
     steps: int | None = None,
     threads: int | None = None,
     compile: str | None = None,
+    trace_steps: Any = None,
     **hyperparameter_overrides: Any,
 ) -> Trajectory:
     """Run one variant from a seeded start and return its Trajectory.
@@ -444,10 +462,11 @@ def run(
     then cast to `dtype` and moved to `device`: every device and dtype starts from the same numbers.
     compile="aot_eager" or "inductor" runs the variant's model (and optimizer step) through
     torch.compile with that backend (reference/compiling.py); None runs it eagerly.
+    trace_steps (e.g. [0, 1]): record the op trace of those steps in Trajectory.trace (reference.trace).
     """
     return execute(
         variant_id, seed=seed, device=device, dtype=dtype, steps=steps, threads=threads,
-        compile=compile, **hyperparameter_overrides,
+        compile=compile, trace_steps=trace_steps, **hyperparameter_overrides,
     )
 
 

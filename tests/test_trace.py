@@ -1,0 +1,223 @@
+"""Op traces name the operation that changed (reference/trace.py): each injected change is localized
+to the right op and phase, alignment survives inserted ops, identical runs report no differing op."""
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import reference
+from reference import trace
+from reference.golden import GoldenKey
+from reference.harness import Trajectory
+from reference.injections import INJECTIONS, patched
+
+
+def _traced(variant_id, step=0, **kwargs):
+    return trace.traced_run(variant_id, step, threads=1, **kwargs)
+
+
+def test_private_torch_apis_are_where_trace_expects_them():
+    """Fails loudly when a torch release moves TorchDispatchMode or _current_autograd_node."""
+    for path in trace.PRIVATE_APIS:
+        assert trace._private(path) is not None, path
+    seen = []
+
+    class Probe(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            seen.append(("forward", trace._in_autograd_engine()))
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            seen.append(("backward", trace._in_autograd_engine()))
+            return g * 2
+
+    Probe.apply(torch.ones(2, requires_grad=True)).sum().backward()
+    assert seen == [("forward", False), ("backward", True)]
+
+
+def test_a_moved_private_api_fails_with_one_line_naming_it():
+    with pytest.raises(RuntimeError, match=r"private torch API torch\._C\._no_such_thing"):
+        trace._private("torch._C._no_such_thing")
+
+
+def test_identical_runs_report_no_differing_op():
+    a, b = _traced("mlp.optim", 1), _traced("mlp.optim", 1)
+    finding = trace.localize(a, b)
+    assert not finding.found and finding.line() == "no differing op in the traced steps (step 1)"
+
+
+def test_trace_records_forward_backward_and_update_in_order():
+    t = _traced("mlp.autograd", 0)
+    ops = t["steps"]["0"]
+    phases = [op[1] for op in ops]
+    assert phases == sorted(phases, key=trace.PHASES.index), phases
+    names = {p: [op[0] for op in ops if op[1] == p] for p in trace.PHASES}
+    assert names["forward"][:2] == ["aten::mm", "aten::clamp"]
+    assert "aten::where.self" in names["backward"]  # clamp's backward
+    assert names["update"][-2:] == ["aten::zero_", "aten::zero_"]
+    assert not {op[0] for op in ops} & {"aten::t", "aten::detach", "aten::view", "aten::expand"}, "views are left out"
+    assert [e[0] for e in t["initial"]] == ["x", "y", "w1", "w2"]
+
+
+def test_hand_written_backward_is_labelled_backward_before_the_update():
+    ops = _traced("mlp.tensor", 0)["steps"]["0"]
+    backward = [op[0] for op in ops if op[1] == "backward"]
+    update = [op[0] for op in ops if op[1] == "update"]
+    assert "aten::mm" in backward and "aten::sub_.Tensor" in update
+
+
+@contextlib.contextmanager
+def _changed_data_draw():
+    """The first torch.randn of the run (the data x) drawn one ulp off."""
+    original = torch.randn
+    calls = []
+
+    def randn(*args, **kwargs):
+        out = original(*args, **kwargs)
+        calls.append(1)
+        return torch.nextafter(out, torch.full_like(out, float("inf"))) if len(calls) == 1 else out
+
+    with patched(torch, "randn", randn):
+        yield
+
+
+CASES = [
+    # (injected change, variant, step, the line must start with)
+    ("adam eps 1e-8 -> 1e-6", "mlp.optim", 0, "first differing op: aten::add_.Tensor at step 0 (update)"),
+    ("rmsprop alpha 0.99 -> 0.9", "poly.optim", 0,
+     "first differing op: aten::addcmul_ at step 0 (update)"),  # square_avg is 0 at step 0: mul_(alpha) agrees
+    ("mse 'sum' -> 'mean'", "mlp.optim", 0, "first differing op: aten::mse_loss at step 0 (forward)"),
+    ("clamp(min=0) grad at 0: 1 -> 0 (relu's)", "mlp.autograd", 114,
+     "first differing op: aten::threshold_backward at step 114 (backward)"),
+    ("float32 matmul at TF32 precision", "mlp.nn", 0, "first differing op: aten::addmm at step 0 (forward)"),
+    ("Linear init kaiming a=sqrt(5) -> 0", "mlp.optim", 0, "first difference: initial state (model.0.weight "),
+    ("data draw x one ulp off", "mlp.autograd", 0, "first difference: initial state (x "),
+]
+
+
+@pytest.mark.parametrize("change, variant_id, step, expected", CASES, ids=[c[0] for c in CASES])
+def test_injected_change_is_localized_to_its_op_and_phase(change, variant_id, step, expected):
+    baseline = _traced(variant_id, step)
+    inject = _changed_data_draw if change == "data draw x one ulp off" else INJECTIONS[change]
+    with inject():
+        now = _traced(variant_id, step)
+    line = trace.localize(baseline, now).line()
+    assert line.startswith(expected), line
+    if line.startswith("first differing op"):
+        assert "(the origin)" in line, line
+
+
+def test_clamp_change_names_clamps_backward_as_the_baselines_counterpart():
+    baseline = _traced("mlp.autograd", 114)
+    with INJECTIONS["clamp(min=0) grad at 0: 1 -> 0 (relu's)"]():
+        now = _traced("mlp.autograd", 114)
+    assert "baseline ran aten::where.self" in trace.localize(baseline, now).line()
+    # step 0 has no exact zero: relu's ops compute clamp's values, a rename is not a difference
+    with INJECTIONS["clamp(min=0) grad at 0: 1 -> 0 (relu's)"]():
+        renamed = _traced("mlp.autograd", 0)
+    assert trace.localize(_traced("mlp.autograd", 0), renamed).line().startswith("no differing op")
+
+
+def _fake_op(digest, shape=(3,)):
+    return ["aten::inserted_op", "forward", [list(shape)], ["float32"], [[digest, 1.0, 1.0, 1.0]], []]
+
+
+def test_alignment_survives_an_inserted_op():
+    a = _traced("mlp.optim", 0)
+    b = copy.deepcopy(a)
+    b["steps"]["0"].insert(0, _fake_op(b["steps"]["0"][3][4][0][0]))  # recomputes a value a has
+    assert trace.localize(a, b).line().startswith("no differing op")
+    # an inserted op with new values ahead of a real change: the change is still named
+    with INJECTIONS["adam eps 1e-8 -> 1e-6"]():
+        c = _traced("mlp.optim", 0)
+    c["steps"]["0"].insert(0, _fake_op("0123456789abcdef"))
+    line = trace.localize(a, c).line()
+    assert line.startswith("first differing op: aten::add_.Tensor at step 0 (update)"), line
+
+
+def test_beyond_the_rounding_allowance_and_within_it():
+    a = _traced("mlp.optim", 0)
+    b = copy.deepcopy(a)
+    op = next(o for o in b["steps"]["0"] if o[0] == "aten::addmm")
+    op[4][0][0] = "ffffffffffffffff"
+    op[4][0][1] = op[4][0][1] + op[4][0][2] * 1e-7  # a rounding-sized move
+    assert trace.localize(a, b, rtol=trace.ROUNDING_ALLOWANCE["float32"]).line().startswith("no differing op")
+    assert trace.localize(a, b).line().startswith("first differing op: aten::addmm at step 0 (forward)")
+    op[4][0][1] = op[4][0][1] + op[4][0][2] * 1e-2
+    line = trace.localize(a, b, rtol=trace.ROUNDING_ALLOWANCE["float32"]).line()
+    assert line.startswith("first differing op: aten::addmm at step 0 (forward)") and "rounding allowance" in line
+
+
+def test_trace_off_leaves_the_trajectory_without_a_trace_and_old_json_loads():
+    t = reference.run("poly.optim", steps=2, threads=1)
+    assert t.trace is None
+    d = t.to_json_dict()
+    d.pop("trace")
+    assert Trajectory.from_json_dict(d).trace is None
+    traced = reference.run("poly.optim", steps=2, threads=1, trace_steps=[1])
+    assert traced.losses == t.losses, "tracing changed the run"
+    again = Trajectory.from_json_dict(json.loads(json.dumps(traced.to_json_dict())))
+    assert trace.localize(traced.trace, again.trace).line().startswith("no differing op")
+
+
+def test_trace_steps_outside_the_run_are_refused():
+    with pytest.raises(ValueError, match=r"trace_steps \[5\] outside the run's steps. Valid choices: 0..1"):
+        reference.run("poly.optim", steps=2, threads=1, trace_steps=[5])
+
+
+def test_dumps_loads_round_trip():
+    t = _traced("poly.optim", 0)
+    assert trace.loads(trace.dumps(t)) == json.loads(json.dumps(t))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where CUDA is not available")
+def test_locate_on_cuda_without_cuda_is_one_line_exit_2():
+    out = subprocess.run([sys.executable, "-m", "reference", "locate", "poly.optim", "--device", "cuda"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "CUDA is not available" in out.stderr
+
+
+def test_locate_rejects_an_unknown_injection_naming_the_choices(capsys):
+    from reference.cli import main
+
+    assert main(["locate", "poly.optim", "--inject", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "--inject 'nope' is not an injection. Valid choices:" in err and "adam eps" in err
+
+
+def test_locate_prints_the_line_for_an_injection(capsys):
+    from reference.cli import main
+
+    assert main(["locate", "poly.optim", "--inject", "rmsprop alpha 0.99 -> 0.9"]) == 1
+    assert capsys.readouterr().out.startswith("first differing op: aten::addcmul_ at step 0 (update)")
+
+
+def test_explain_golden_failure_names_the_op_against_the_kept_trace():
+    key = GoldenKey("mlp.optim", "float32", 0)
+    if not trace.golden_trace_path(key).is_file():
+        pytest.fail(f"{trace.golden_trace_path(key)} missing: python -m reference.trace write-goldens mlp.optim")
+    assert trace.explain_golden_failure(key, {"threads": 1}).startswith("no differing op in the traced steps")
+    with INJECTIONS["adam eps 1e-8 -> 1e-6"]():
+        line = trace.explain_golden_failure(key, {"threads": 1, "device": "cpu"})
+    assert line.startswith("first differing op: aten::add_.Tensor at step 0 (update)"), line
+
+
+def test_compare_prints_the_line_for_a_cell_that_is_not_exact(tmp_path):
+    from reference.compare import compare_sources, load_source, save_results
+
+    base = reference.run("poly.optim", steps=3, threads=1, trace_steps=[0, 1])
+    with INJECTIONS["rmsprop alpha 0.99 -> 0.9"]():
+        now = reference.run("poly.optim", steps=3, threads=1, trace_steps=[0, 1])
+    save_results(tmp_path / "a" / "main.json", [base])
+    save_results(tmp_path / "b" / "main.json", [now])
+    lines, _ = compare_sources([load_source(tmp_path / "a", "a"), load_source(tmp_path / "b", "b")], plots=None)
+    located = [line.strip() for line in lines if "first differing op" in line]
+    assert located and located[0].startswith("first differing op: aten::addcmul_ at step 0 (update)"), lines
