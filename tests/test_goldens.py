@@ -62,6 +62,9 @@ def test_golden_trajectory(variant_id, seed, device, dtype, request, artifacts_d
             pytest.skip("goldens are recorded on the CPU; --update-goldens leaves CUDA tests alone")
         fresh = cached_run(variant_id, seed=seed, dtype=dtype, steps=key.steps, threads=CANONICAL_THREADS)
         path = golden.write(key, fresh)
+        from reference.trace import write_golden_trace
+
+        write_golden_trace(key)  # the companion op trace of its first steps (golden failures name the op)
         request.node.user_properties.append((GOLDEN_PROPERTY, f"{key} cpu: updated {path}"))
         return
     try:  # the judgement `torch-examples-spec check` makes too (reference.check.judge_golden)
@@ -72,8 +75,11 @@ def test_golden_trajectory(variant_id, seed, device, dtype, request, artifacts_d
     verdict, now, gold, gold64 = judged.verdict, judged.now, judged.golden, judged.golden64
     request.node.user_properties.append((GOLDEN_PROPERTY, verdict.summary()))
     if not verdict.ok:
+        from reference.trace import explain_golden_failure
+
+        located = explain_golden_failure(key, dict(device=device, threads=now.threads))
         pytest.fail(
-            f"golden mismatch for {key} on {device} ({golden.golden_label(now, gold)})\n"
+            f"golden mismatch for {key} on {device} ({golden.golden_label(now, gold)})\n{located}\n"
             + _environment_note(now, gold)
             + _artifact_report(artifacts_dir, key, device, verdict, now.losses, gold["losses"], gold64),
             pytrace=False,
