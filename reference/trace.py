@@ -186,6 +186,10 @@ class Recorder:
             self._mode = None
 
     def start(self) -> None:
+        # An optimizer's first step imports torch._dynamo; imported inside the dispatch mode, that
+        # import fails half-way and every later import in the process fails too. Import it first.
+        import torch._dynamo  # noqa: F401
+
         if 0 in self._wanted:
             self._on()
 

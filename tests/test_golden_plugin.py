@@ -127,7 +127,9 @@ def test_update_flow_missing_fails_with_command_then_update_writes_only_the_sele
 
     update = _pytest(NODE, "--update-goldens", env=env)
     assert update.returncode == 0, update.stdout[-2000:]
-    assert sorted(p.relative_to(golden_dir) for p in golden_dir.rglob("*.json")) == [Path("poly.nn/float64-seed0.json")]
+    # the golden and its companion op trace (reference.trace), nothing else
+    assert sorted(p.relative_to(golden_dir) for p in golden_dir.rglob("*.json")) == [
+        Path("poly.nn/float64-seed0.json"), Path("poly.nn/float64-seed0.trace.json")]
 
     again = _pytest(NODE, env=env)
     assert again.returncode == 0 and "1 exact" in again.stdout
