@@ -8,6 +8,10 @@ import os
 
 import pytest
 import torch
+# Imported here, once per process: an in-process pytester session that imported it first would drop
+# it with its sys.modules snapshot, and torch cannot register its operator libraries a second time
+# (every process runs an optimizer step, which imports it anyway).
+import torch._dynamo  # noqa: F401
 from hypothesis import HealthCheck, Phase, register_random, settings
 
 # --- Hypothesis -------------------------------------------------------------------------------
