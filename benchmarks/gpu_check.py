@@ -88,13 +88,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def cuda_unavailable_reason() -> str | None:
-    import torch
+    from reference.check import cuda_unavailable_reason as reason  # one wording for pytest, check and this
 
-    if torch.cuda.is_available():
-        return None
-    if torch.version.cuda is None:
-        return f"CUDA not available: torch {torch.__version__} is a CPU-only build"
-    return f"CUDA not available: torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU"
+    return reason()
 
 
 def facts(device: str) -> dict[str, Any]:
