@@ -29,7 +29,9 @@ def run_check(capsys, *args) -> tuple[int, str, str]:
 def test_check_exits_0_and_prints_the_matrix_when_nothing_differs(capsys):
     status, out, err = run_check(capsys, "-k", CHEAP)
     assert status == 0, out + err
-    assert "poly.tensor float32 seed 0  exact" in out and "poly.tensor float64 seed 0  exact" in out
+    # exact on the goldens' kernel path, close (within the policy) on another CPU's
+    assert re.search(r"poly\.tensor float32 seed 0\s+(exact|close)", out), out
+    assert re.search(r"poly\.tensor float64 seed 0\s+(exact|close)", out), out
     assert "poly.tensor: manual gradients equal autograd" in out
     assert out.rstrip().splitlines()[-1].startswith("(")  # the timing line after the verdict
     assert "nothing differs beyond the policy" in out
@@ -115,7 +117,7 @@ def test_html_report_has_the_matrix_environments_and_each_differing_cells_curves
     assert status == 1
     page = Page(page_path.read_text())
     assert page.verdict_ok == "false"
-    assert page.cells[("poly.tensor float64 seed 0", "cpu")] == "exact"
+    assert page.cells[("poly.tensor float64 seed 0", "cpu")] in ("exact", "close")  # close on other CPU paths
     assert page.cells[("poly.nn float64 seed 0", "cpu")] == "failed"
     assert page.cells[("poly.nn float64 seed 0", "golden")] == "baseline"
     section = page.sections[("poly.nn float64 seed 0", "cpu")]
@@ -123,7 +125,8 @@ def test_html_report_has_the_matrix_environments_and_each_differing_cells_curves
     assert section["first-bad-step"].isdigit()
     assert "not traced" in section["first-op"]  # the slot an op trace fills
     assert ("poly.nn float64 seed 0", "cpu") in page.svgs
-    assert ("poly.tensor float64 seed 0", "cpu") not in page.sections  # exact cells have no section
+    if page.cells[("poly.tensor float64 seed 0", "cpu")] == "exact":
+        assert ("poly.tensor float64 seed 0", "cpu") not in page.sections  # exact cells have no section
     assert page.environment["torch"]["cpu"] == torch.__version__
     assert page.environment["torch"]["golden"]  # what the goldens were recorded with
     assert page.external == []  # self-contained
@@ -134,7 +137,7 @@ def test_pytest_gate_and_check_judge_with_the_same_function(monkeypatch):
     (losses x 1.01) fails it, an unchanged one passes it."""
     key = GoldenKey("poly.tensor", "float64", 0)
     real = check.judge_golden(key)
-    assert real.verdict.status == "exact" and real.now.steps == key.steps
+    assert real.verdict.ok and real.now.steps == key.steps  # exact here; close on other CPU paths
 
     def changed(variant, **kwargs):
         t = real.now

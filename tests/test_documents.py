@@ -135,7 +135,9 @@ def _witness_check(variant: str, seed: int, losses: list[float]) -> None:
     np.testing.assert_allclose(now, stored, **WITNESS, err_msg=(
         f"{variant} seed {seed}: the current torch no longer gives the losses the band was measured "
         f"with; re-measure it (the command is in specs/printed_loss_bands.toml)"))
-    assert all(lo <= x <= hi for lo, x, hi in zip(band["min"], now, band["max"]))
+    # the band's edges were measured on one kernel path: widened by the witness tolerance
+    r = WITNESS["rtol"]
+    assert all(lo * (1 - r) <= x <= hi * (1 + r) for lo, x, hi in zip(band["min"], now, band["max"]))
 
 
 @pytest.mark.parametrize("variant", list(BANDS["variant"]))
