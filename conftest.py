@@ -223,8 +223,6 @@ def prepare_recording_dir(out) -> list:
     of an earlier session's files (only those: gw*.json / main.json carrying the mark). Any other
     results file there would be read by `compare` as part of this recording, so the directory is
     refused (pytest.UsageError), and nothing in it is touched. Returns the files removed."""
-    import tempfile
-
     if out.exists() and not out.is_dir():
         raise pytest.UsageError(f"--record-trajectories {out}: is a file, not a directory")
     if out.is_dir():
@@ -240,13 +238,11 @@ def prepare_recording_dir(out) -> list:
                 f"--record-trajectories {out}: holds results files this option did not write ({names}); "
                 "`compare` would mix them into the recording. Choose a new or empty directory, or move them."
             )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out, prefix=".probe.")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise pytest.UsageError(f"--record-trajectories {out}: cannot write there ({exc.strerror or exc})") from None
+    from reference.files import unwritable_folder
+
+    problem = unwritable_folder(out)
+    if problem:
+        raise pytest.UsageError(f"--record-trajectories {out}: {problem}")
     for path in ours:
         path.unlink()
     return ours

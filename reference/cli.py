@@ -4,13 +4,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from .catalogue import cite, load_variants, lookup
 from .compare import add_compare_parser
 from .errors import UsageError
+from .files import unwritable_folder
 from .harness import SEED_LIMIT, Trajectory, execute, plan, resolve_hyperparameters, save_trajectories
 
 __all__ = ["UsageError", "build_parser", "main"]
@@ -142,13 +142,9 @@ def output_file(value: str, flag: str, *, overwrite: bool) -> Path:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise UsageError(f"{flag} {value}: {ancestor} is a file, not a directory")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise UsageError(f"{flag} {value}: cannot write in {path.parent} ({exc.strerror or exc})") from None
+    problem = unwritable_folder(path.parent)
+    if problem:
+        raise UsageError(f"{flag} {value}: {problem}")
     return path
 
 

@@ -338,16 +338,10 @@ def _environment_differences(columns: list[Column]) -> list[str]:
 
 def _unwritable(plots: Path) -> str | None:
     """Why PNGs cannot be written under `plots`, or None (checked once, before any plot)."""
-    import tempfile
+    from .files import unwritable_folder
 
-    try:
-        plots.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=plots, prefix=".probe.")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        return f"cannot write in {plots} ({exc.strerror or exc}); --plots DIR chooses another folder, --no-plots none"
-    return None
+    problem = unwritable_folder(plots)
+    return None if problem is None else f"{problem}; --plots DIR chooses another folder, --no-plots none"
 
 
 def _stderr(line: str) -> None:

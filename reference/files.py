@@ -111,3 +111,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, 
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def unwritable_folder(folder: str | os.PathLike) -> str | None:
+    """Why files cannot be written in `folder` (created if missing), or None: a probe file is made
+    and removed, which also catches what permission bits do not say (read-only mounts, root)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"cannot write in {folder} ({exc.strerror or exc})"
+    return None
