@@ -30,11 +30,11 @@ def child(variant_id: str, dtype: str, backend: str | None, steps: int) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from reference.harness import execute
+    from reference.harness import execute, plan
 
     marks: list[float] = []
     start = time.perf_counter()
-    t = execute(variant_id, dtype=dtype, steps=steps, threads=1, compile=backend,
+    t = execute(plan(variant_id, dtype=dtype, steps=steps, threads=1, compile=backend),
                 on_step=lambda step, loss: marks.append(time.perf_counter()))
     total = marks[-1] - start
     steps_s = [b - a for a, b in zip([start, *marks[:-1]], marks)]

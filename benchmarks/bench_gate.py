@@ -25,7 +25,6 @@ import math
 import os
 import pickle
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,10 +51,10 @@ def pytest_configure(config) -> None:
     original = harness.execute
     calls: list[tuple[str, dict, float]] = []
 
-    def logged_execute(variant_id, *, on_step=None, **arguments):
+    def logged_execute(p, *, on_step=None, trace_steps=None):
         start = time.perf_counter()
-        result = original(variant_id, on_step=on_step, **arguments)  # failures are not logged
-        calls.append((variant_id, arguments, time.perf_counter() - start))
+        result = original(p, on_step=on_step, trace_steps=trace_steps)  # failures are not logged
+        calls.append((p.variant.id, dict(p.arguments(), trace_steps=trace_steps), time.perf_counter() - start))
         return result
 
     harness.execute = logged_execute

@@ -18,7 +18,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from calibrate import REAL_EPS, REAL_LR, load, seeds_for  # noqa: E402
+from calibrate import REAL_EPS, load, seeds_for  # noqa: E402
 
 import reference  # noqa: E402
 from reference import policy  # noqa: E402

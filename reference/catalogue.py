@@ -43,7 +43,6 @@ class Variant:
     choices: Mapping[str, tuple[Any, ...]]
     claims: Mapping[str, Any]
     errata: tuple[Mapping[str, str], ...]
-    equivalent_to: Mapping[str, Mapping[str, float]]
     spec_path: Path = field(compare=False)
 
     @property
@@ -82,9 +81,6 @@ def _variant_from(path: Path) -> Variant:
         choices=MappingProxyType({k: tuple(v) for k, v in raw.get("choices", {}).items()}),
         claims=MappingProxyType(dict(raw.get("claims", {}))),
         errata=tuple(MappingProxyType(e) for e in raw.get("errata", [])),
-        equivalent_to=MappingProxyType(
-            {k: MappingProxyType(v) for k, v in raw.get("equivalent_to", {}).items()}
-        ),
         spec_path=path,
     )
 

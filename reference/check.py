@@ -67,18 +67,20 @@ class GoldenJudgement:
 
 
 def judge_golden(key: GoldenKey, device: str = "cpu", *, runner: Callable[..., Trajectory] | None = None,
-                 threads: int | None = None) -> GoldenJudgement:
+                 threads: int | None = None, compile: str | None = None) -> GoldenJudgement:
     """Run `key`'s variant from its seed on `device` and judge it against its golden under the policy.
 
     runner: reference.run or a memoised stand-in (the pytest gate's cached_run). threads: default the
-    gate's (golden.gate_threads(): 1, or TES_THREADS). Raises GoldenError for a missing or corrupt
+    gate's (golden.gate_threads(): 1, or TES_THREADS). compile: run through torch.compile with that
+    backend, judged against the eager golden (reference/compiling.py). Raises GoldenError for a missing or corrupt
     golden, before anything runs.
     """
     gold = golden.read(key)
     gold64 = golden.read(GoldenKey(key.variant, "float64", key.seed))["losses"] if key.dtype != "float64" else None
     run = runner or reference_run
     now = run(key.variant, seed=key.seed, dtype=key.dtype, device=device, steps=key.steps,
-              threads=golden.gate_threads() if threads is None else threads)
+              threads=golden.gate_threads() if threads is None else threads,
+              **({} if compile is None else {"compile": compile}))
     verdict = policy.compare(key.variant, key.dtype, now.losses, gold["losses"], device=device, golden64=gold64,
                              now_params=golden.params_record(now.params), golden_params=gold["final_params"])
     return GoldenJudgement(key, device, verdict, now, gold, gold64)
@@ -146,16 +148,11 @@ def prop_gradient_at_zero(device: str, dtype: torch.dtype) -> None:
         raise AssertionError("; ".join(wrong) + " (specs/torch_behaviour.toml clamp_min_grad_at_zero)")
 
 
-def _gradient_tolerance(dtype: torch.dtype) -> tuple[float, float]:
-    from .catalogue import load_toml
-
-    row = load_toml("tolerances.toml")["gradients"][str(dtype).removeprefix("torch.")]
-    return float(row["rtol"]), float(row["atol"])
-
-
 def _within(what: str, manual: torch.Tensor, auto: torch.Tensor, bound: torch.Tensor, dtype: torch.dtype) -> None:
     """|manual - autograd| <= atol + rtol * sum|terms| (specs/tolerances.toml [gradients])."""
-    rtol, atol = _gradient_tolerance(dtype)
+    from .tolerances import tolerance
+
+    rtol, atol = tolerance("gradients", str(dtype).removeprefix("torch."))
     error = (manual.detach().cpu().double() - auto.detach().cpu().double()).abs()
     bad = ~(error <= atol + rtol * bound)
     if bool(bad.any()):
@@ -501,15 +498,15 @@ def html_page(plan: Plan) -> report.Page:
 
 
 def write_results(out: Path, plan: Plan, *, overwrite: bool) -> list[Path]:
-    """DIR/check-<device>.json in compare's results format (reference.compare.save_results)."""
-    from .compare import save_results  # module function only: compare imports the CLI
+    """DIR/check-<device>.json, a results file for compare (final parameters as digests)."""
+    from .records import save_trajectories
 
     written = []
     for device in plan.devices:
         runs = [it.judgement.now for it in plan.items if it.device == device and it.judgement is not None]
         if runs:
             path = out / f"check-{device}.json"
-            save_results(path, runs)
+            save_trajectories(path, runs, full_params=False)
             written.append(path)
     return written
 

@@ -11,7 +11,8 @@ from .catalogue import cite, load_variants, lookup
 from .compare import add_compare_parser
 from .errors import UsageError
 from .files import unwritable_folder
-from .harness import SEED_LIMIT, Trajectory, execute, plan, resolve_hyperparameters, save_trajectories
+from .harness import SEED_LIMIT, Trajectory, execute, plan, resolve_hyperparameters
+from .records import save_trajectories
 
 __all__ = ["UsageError", "build_parser", "main"]
 
@@ -179,9 +180,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 overrides_by_id[vid].setdefault("data_root", root)
     run_args = dict(seed=args.seed, device=args.device, dtype=args.dtype, steps=args.steps, threads=args.threads,
                     compile=args.compile)
+    plans = {}
     for vid in ids:
         try:
-            plan(vid, **run_args, **overrides_by_id[vid])  # every argument checked before the first run
+            plans[vid] = plan(vid, **run_args, **overrides_by_id[vid])  # every argument checked before the first run
         except ValueError as exc:
             raise UsageError(f"{vid}: {exc}") from None
     out = None if args.out is None else output_file(args.out, "--out", overwrite=args.overwrite)
@@ -199,7 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     if t % 100 == 99:
                         print(t, loss)
 
-            trajectories.append(execute(vid, on_step=on_step, **run_args, **overrides_by_id[vid]))
+            trajectories.append(execute(plans[vid], on_step=on_step))
             if lookup(vid).family == "mnist" and not show_progress_bar:
                 from .mnist import run_report
 

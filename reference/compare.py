@@ -31,7 +31,6 @@ diverged, 1 something diverged (both only for a judgement made), 2 bad input or 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -46,9 +45,9 @@ import torch
 
 from . import policy, report
 from .catalogue import load_variants
-from .files import atomic_write
 from .errors import UsageError
-from .harness import Trajectory, _json_float
+from . import records
+from .harness import Trajectory
 
 DEFAULT_PLOTS = Path("artifacts") / "compare"
 
@@ -148,59 +147,16 @@ def _results_files(path: Path) -> list[Path]:
     raise UsageError(f"{path}: no such directory or file")
 
 
-def params_digest(params: dict[str, torch.Tensor]) -> dict[str, str]:
-    """name -> "shape sha256" of the values as float64 (exact for float32 and float64 params, so a
-    digest of a run equals the digest of its JSON round trip)."""
-    out = {}
-    for name, value in params.items():
-        array = value.detach().to("cpu", torch.float64).contiguous().numpy()
-        out[name] = f"{list(array.shape)} {hashlib.sha256(array.tobytes()).hexdigest()}"
-    return out
-
-
 def save_results(path: Path, trajectories: list[Trajectory], *, recorded_by: str | None = None) -> None:
-    """A results file for compare, atomically: the save_trajectories format, except that the final
-    parameters are kept as digests ("params_sha256"; "params" is empty). A tox env records ~60 runs,
-    MNIST's with 670k parameters each: in full that is 150 MB of JSON an env, as digests ~2 MB."""
-    entries = []
-    for t in trajectories:
-        d = {name: getattr(t, name) for name in Trajectory.__dataclass_fields__ if name != "params"}
-        d["losses"] = [_json_float(x) for x in t.losses]
-        d["params"] = {}
-        d["param_shapes"] = {k: list(v.shape) for k, v in t.params.items()}
-        d["params_sha256"] = params_digest(t.params)
-        entries.append(d)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    head = {"schema": 1} if recorded_by is None else {"schema": 1, "recorded_by": recorded_by}
-    text = json.dumps({**head, "trajectories": entries}, indent=1) + "\n"
-    atomic_write(path, lambda f: f.write(text.encode()), overwrite=True)
+    """A results file for compare: final parameters as digests (reference.records)."""
+    records.save_trajectories(path, trajectories, full_params=False, recorded_by=recorded_by)
 
 
 def _read_file(path: Path) -> list[tuple[Trajectory, dict[str, str]]]:
-    """The trajectories of a results file, each with the digest of its final parameters."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: not readable JSON ({exc})") from None
-    if not isinstance(data, dict) or "trajectories" not in data:
-        raise UsageError(f"{path}: not a results file (expected {{\"schema\": 1, \"trajectories\": [...]}})")
-    if data.get("schema") != 1:
-        raise UsageError(f"{path}: results schema {data.get('schema')!r}; this version reads schema 1")
-    if not isinstance(data["trajectories"], list):
-        raise UsageError(f"{path}: 'trajectories' is {type(data['trajectories']).__name__}, expected a list")
-    out = []
-    for i, item in enumerate(data["trajectories"]):
-        try:
-            t = Trajectory.from_json_dict(item)
-            digest = item.get("params_sha256") if not t.params else params_digest(t.params)
-            if not isinstance(digest, dict):
-                raise ValueError("neither 'params' nor 'params_sha256'")
-        except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as exc:
-            raise UsageError(f"{path}: trajectory {i} is malformed ({exc})") from None
-        if len(t.losses) != t.steps:
-            raise UsageError(f"{path}: trajectory {i} ({t.variant}) has {len(t.losses)} losses for {t.steps} steps")
-        out.append((t, digest))
-    return out
+        return records.read_trajectories(path)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def load_source(path: Path, label: str) -> Source:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import numpy as np
 import torch
 
 from .catalogue import load_variants, specs_dir
@@ -19,6 +18,7 @@ from .environment import describe as describe_environment
 from .files import atomic_write
 from .harness import Trajectory
 from .policy import golden_seeds, golden_steps
+from .records import decode_floats, encode_floats
 
 SCHEMA = 1
 CANONICAL_THREADS = 1
@@ -120,7 +120,7 @@ def write(key: GoldenKey, trajectory: Trajectory) -> Path:
         "steps": len(trajectory.losses),
         "hyperparameters": trajectory.hyperparameters,
         "environment": environment(),
-        "losses": [repr(x) if not np.isfinite(x) else x for x in trajectory.losses],
+        "losses": encode_floats(trajectory.losses),
         "final_params": params_record(trajectory.params),
     }
     path = key.path
@@ -171,7 +171,7 @@ def read(key: GoldenKey) -> dict[str, Any]:
         if len(data["losses"]) != data["steps"]:
             problems.append(f"{len(data['losses'])} losses but steps = {data['steps']}")
         try:
-            data["losses"] = [float(x) for x in data["losses"]]
+            data["losses"] = decode_floats(data["losses"])
         except (TypeError, ValueError):
             problems.append("losses must all be numbers")
     if problems:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import math
 import os
 import platform
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
@@ -70,28 +70,16 @@ class Trajectory:
     trace: dict[str, Any] | None = field(default=None, repr=False, compare=False)  # op trace (reference.trace)
 
     def to_json_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["params"] = {k: v.double().flatten().tolist() for k, v in self.params.items()}
-        d["param_shapes"] = {k: list(v.shape) for k, v in self.params.items()}
-        # json has no nan/inf; keep them readable and round-trippable
-        d["losses"] = [_json_float(x) for x in self.losses]
-        return d
+        """As a results file holds it (reference.records, the one reader and writer)."""
+        from .records import to_json
+
+        return to_json(self)
 
     @classmethod
     def from_json_dict(cls, d: Mapping[str, Any]) -> "Trajectory":
-        d = dict(d)
-        shapes = d.pop("param_shapes", {})
-        d["params"] = {
-            k: torch.tensor(v, dtype=torch.float64).reshape(shapes.get(k, [len(v)]))
-            for k, v in d["params"].items()
-        }
-        d["losses"] = [float(x) for x in d["losses"]]
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        from .records import from_json
 
-
-def _json_float(x: float) -> float | str:
-    return x if math.isfinite(x) else repr(x)
+        return from_json(d)
 
 
 def canonical_dtype(variant: Variant, dtype: Any) -> str:
@@ -248,9 +236,9 @@ def check_full_precision(trajectory: "Trajectory") -> None:
     """
     if not trajectory.device.startswith("cuda"):
         return
-    from .catalogue import load_toml
+    from .tolerances import tolerance
 
-    bound = load_toml("tolerances.toml")["float32_matmul_probe"]
+    bound = tolerance("float32_matmul_probe").kwargs
     errors = trajectory.float32_matmul_error or {}
     problems = [] if trajectory.tf32 is False else [f"torch reports TF32 {'on' if trajectory.tf32 else 'unknown'}"]
     problems += [
@@ -303,9 +291,10 @@ def _loss_value(loss: Any) -> float:
     return loss.item() if isinstance(loss, torch.Tensor) else float(loss)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Plan:
-    """A run's arguments, checked and resolved."""
+    """A run's arguments, checked and resolved. Plans that make the same run are equal and hash
+    alike, however their arguments were spelled (dtype "double" is "float64", defaults filled in)."""
 
     variant: Variant
     seed: int
@@ -313,8 +302,25 @@ class Plan:
     dtype: str
     steps: int
     threads: int | None
-    hyperparameters: dict[str, Any]
+    hyperparameters: Mapping[str, Any]
     compile: str | None = None
+
+    def key(self) -> tuple:
+        return (self.variant.id, self.seed, str(self.device), self.dtype, self.steps, self.threads,
+                tuple(sorted(self.hyperparameters.items())), self.compile)
+
+    def arguments(self) -> dict[str, Any]:
+        """plan()'s arguments that make this plan again (the hyperparameters that differ from the variant's)."""
+        overrides = {k: v for k, v in self.hyperparameters.items()
+                     if k != "steps" and v != self.variant.hyperparameters.get(k)}
+        return dict(seed=self.seed, device=str(self.device), dtype=self.dtype, steps=self.steps,
+                    threads=self.threads, compile=self.compile, **overrides)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Plan) and self.key() == other.key()
+
+    def __hash__(self) -> int:
+        return hash(self.key())
 
 
 def plan(
@@ -352,7 +358,7 @@ def plan(
         dtype=dtype_name,
         steps=steps,
         threads=threads,
-        hyperparameters=hyperparameters,
+        hyperparameters=MappingProxyType(hyperparameters),
         compile=_check_compile(variant, compile),
     )
 
@@ -365,15 +371,26 @@ def _check_compile(variant: Variant, compile: Any) -> str | None:
     return check_compile(variant, compile)
 
 
+def draw_start(p: Plan) -> dict[str, Any]:
+    """What the variant's make() draws from the plan's seed, cast to its dtype and moved to its device:
+    the start every run of this plan trains from. Call it inside thread_count(p.threads) where the
+    draw's bits must match a run's (NumPy draws are thread-independent; torch's CPU draws are too)."""
+    seed_everything(p.seed)
+    drawn = _call(p.variant.module().make, p.hyperparameters)
+    return {name: place(value, p.device, p.dtype) for name, value in drawn.items()}
+
+
 def execute(
-    variant_id: str,
+    p: Plan,
     *,
     on_step: Callable[[int, float], None] | None = None,
     trace_steps: Any = None,
-    **arguments: Any,
+    start: Mapping[str, Any] | None = None,
 ) -> Trajectory:
-    """reference.run, plus an on_step(t, loss) hook for progress printing."""
-    p = plan(variant_id, **arguments)
+    """Make the run `p` plans; on_step(t, loss) is called after every step (progress printing);
+    trace_steps: record the op trace of those steps (reference.trace); start: train from these
+    values (named as make() names them: e.g. the NumPy program's start, for its torch translation)
+    instead of the plan's own draw."""
     variant, dev, dtype_name, hp, steps, seed = p.variant, p.device, p.dtype, p.hyperparameters, p.steps, p.seed
     module = variant.module()
 
@@ -391,9 +408,7 @@ def execute(
 
     compile_stats: dict[str, int] = {}
     with thread_count(p.threads) as n_threads, full_precision_matmul(dev) as tf32:
-        seed_everything(seed)
-        drawn = _call(module.make, hp)
-        placed = {name: place(v, dev, dtype_name) for name, v in drawn.items()}
+        placed = draw_start(p) if start is None else {k: place(v, dev, dtype_name) for k, v in start.items()}
         with contextlib.ExitStack() as compiling:
             if p.compile is not None:
                 from . import compiling as comp
@@ -456,7 +471,7 @@ def run(
     trace_steps: Any = None,
     **hyperparameter_overrides: Any,
 ) -> Trajectory:
-    """Run one variant from a seeded start and return its Trajectory.
+    """Run one variant from a seeded start and return its Trajectory: execute(plan(...)).
 
     Data and weights are drawn on the CPU at the tutorial's own dtype, in the tutorial's order,
     then cast to `dtype` and moved to `device`: every device and dtype starts from the same numbers.
@@ -464,20 +479,6 @@ def run(
     torch.compile with that backend (reference/compiling.py); None runs it eagerly.
     trace_steps (e.g. [0, 1]): record the op trace of those steps in Trajectory.trace (reference.trace).
     """
-    return execute(
-        variant_id, seed=seed, device=device, dtype=dtype, steps=steps, threads=threads,
-        compile=compile, trace_steps=trace_steps, **hyperparameter_overrides,
-    )
-
-
-def save_trajectories(path: Any, trajectories: list[Trajectory], *, overwrite: bool = True) -> None:
-    """Write trajectories as JSON, atomically (temp file + rename)."""
-    from pathlib import Path
-
-    from .files import atomic_write
-
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"schema": 1, "trajectories": [t.to_json_dict() for t in trajectories]}
-    text = json.dumps(payload, indent=1) + "\n"
-    atomic_write(target, lambda f: f.write(text.encode()), overwrite=overwrite)
+    p = plan(variant_id, seed=seed, device=device, dtype=dtype, steps=steps, threads=threads,
+             compile=compile, **hyperparameter_overrides)
+    return execute(p, trace_steps=trace_steps)

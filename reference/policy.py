@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .catalogue import load_toml
+from .tolerances import Tolerance
 
 EXACT, CLOSE, FAILED = "exact", "close", "failed"
 TOLERANCES_FILE = "golden_tolerances.toml"
@@ -31,25 +32,6 @@ TOLERANCES_FILE = "golden_tolerances.toml"
 
 class PolicyError(LookupError):
     """The policy has no row for what is being judged."""
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    rtol: float
-    atol: float
-
-    @classmethod
-    def of(cls, table: Mapping[str, Any]) -> "Tolerance":
-        return cls(rtol=float(table["rtol"]), atol=float(table["atol"]))
-
-    def allowed(self, reference: np.ndarray) -> np.ndarray:
-        return self.atol + self.rtol * np.abs(reference)
-
-    def scaled(self, factor: float) -> "Tolerance":
-        return Tolerance(self.rtol * factor, self.atol * factor)
-
-    def __str__(self) -> str:
-        return f"(rtol={self.rtol:g}, atol={self.atol:g})"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ import torch
 
 from reference import compare
 from reference.cli import main
-from reference.harness import Trajectory, save_trajectories
+from reference.harness import Trajectory
+from reference.records import save_trajectories
 
 pytest_plugins = ["pytester"]
 
@@ -76,26 +77,33 @@ def test_bitwise_equal_runs_are_marked_exact_and_exit_zero_without_plots(tmp_pat
     assert not plots.exists()
 
 
-def test_small_drift_within_policy_is_close_with_its_max_relative_error_and_a_plot(tmp_path, capsys):
+def test_small_drift_within_policy_is_close_with_its_max_relative_error(tmp_path, capsys):
     a = results(tmp_path, "torch213", trajectory())
     b = results(tmp_path, "torch29", trajectory(losses=perturbed(BASE, 3e-9, from_step=10)))
-    plots = tmp_path / "plots"
-    status, out, _ = run_compare(capsys, a, b, "--plots", plots)
+    status, out, _ = run_compare(capsys, a, b, "--no-plots")
     assert status == 0
     assert matrix(out)["mlp.nn float64 seed 0"] == ["baseline", "close 3.0e-09"]
     assert "bitwise equal up to step 9; close" in out
+
+
+@pytest.mark.parametrize("size, status", [(3e-9, 0), (1e-3, 1)], ids=["close", "diverged"])
+def test_every_cell_that_is_not_exact_gets_a_plot(tmp_path, capsys, size, status):
+    pytest.importorskip("matplotlib", reason="the plots need matplotlib: pip install -e '.[plot]'")
+    a = results(tmp_path, "torch213", trajectory())
+    b = results(tmp_path, "torch29", trajectory(losses=perturbed(BASE, size, from_step=10)))
+    plots = tmp_path / "plots"
+    assert run_compare(capsys, a, b, "--plots", plots)[0] == status
     assert [p.name for p in plots.iterdir()] == ["mlp.nn-float64-seed0.png"]
 
 
 def test_change_beyond_policy_is_diverged_with_first_step_and_size_and_exit_one(tmp_path, capsys):
     a = results(tmp_path, "torch213", trajectory())
     b = results(tmp_path, "torch214", trajectory(losses=perturbed(BASE, 1e-3, from_step=7)))
-    status, out, _ = run_compare(capsys, a, b, "--plots", tmp_path / "plots")
+    status, out, _ = run_compare(capsys, a, b, "--no-plots")
     assert status == 1
     assert matrix(out)["mlp.nn float64 seed 0"] == ["baseline", "DIVERGED @7 1.0e-03"]
     assert "<- first outside tolerance" in out  # the checkpoint table of the diverged cell
     assert out.rstrip().endswith("DIVERGED beyond the policy")
-    assert (tmp_path / "plots" / "mlp.nn-float64-seed0.png").exists()
 
 
 def test_float32_cell_is_judged_against_the_baselines_float64_shadow(tmp_path, capsys):
@@ -206,19 +214,20 @@ RECORDING_TESTS = textwrap.dedent("""
 
 
 def _record(pytester, out):
-    # the suite's conftest.py (already imported as `conftest`), loaded as a plugin by that name
-    return pytester.runpytest("-p", "conftest", "-p", "no:cacheprovider", "--record-trajectories", str(out))
+    # the suite's plugin, loaded by its module name as the root conftest.py loads it
+    return pytester.runpytest("-p", "reference.testing.plugin", "-p", "no:cacheprovider",
+                              "--record-trajectories", str(out))
 
 
 def test_record_trajectories_writes_the_sessions_shared_runs_and_replaces_only_its_own_files(pytester):
     """The option tox passes: the runs of cached_run land in DIR/main.json at the end of the
     session (DIR/<worker>.json under xdist); an earlier session's recording is removed first, and
     nothing else in DIR is touched."""
-    import conftest
+    from reference.testing.recording import RECORDED_BY
 
     pytester.makepyfile(RECORDING_TESTS)
     out = pytester.path / "results" / "env"
-    compare.save_results(out / "gw7.json", [trajectory()], recorded_by=conftest.RECORDED_BY)  # an earlier -n 8
+    compare.save_results(out / "gw7.json", [trajectory()], recorded_by=RECORDED_BY)  # an earlier -n 8
     (out / "junit.xml").write_text("<testsuites/>")  # tox's --junitxml, not a results file
     result = _record(pytester, out)
     result.assert_outcomes(passed=2)
@@ -255,7 +264,7 @@ def test_record_trajectories_refuses_a_file_in_place_of_the_directory(pytester):
 
 
 def test_each_xdist_worker_records_to_its_own_file(tmp_path):
-    import conftest
+    from reference.testing.recording import record_trajectories
 
     class WorkerConfig:
         workerinput = {"workerid": "gw3"}
@@ -264,7 +273,7 @@ def test_each_xdist_worker_records_to_its_own_file(tmp_path):
             assert name == "--record-trajectories"
             return str(tmp_path)
 
-    conftest._record_trajectories(WorkerConfig(), [trajectory()])
+    record_trajectories(WorkerConfig(), [trajectory()])
     assert [p.name for p in tmp_path.iterdir()] == ["gw3.json"]
     assert json.loads((tmp_path / "gw3.json").read_text())["schema"] == 1
 

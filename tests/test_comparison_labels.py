@@ -7,7 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-import conftest
+from reference.testing import plugin
+from reference.testing.goldens import DEVICE_CHECK_PROPERTY, GOLDEN_PROPERTY, GoldenResult
 from reference import golden
 from reference.golden import GoldenKey
 
@@ -38,6 +39,13 @@ def test_device_check_label_says_cuda_vs_cpu_with_the_same_torch(cpu_run):
     assert golden.device_check_label(cuda, cpu_run) == f"device check: cuda:0 vs cpu, same torch {cpu_run.torch_version}, same start"
 
 
+def _result(summary: str) -> dict:
+    """A golden test's recorded result, as the golden fixture stores it."""
+    from dataclasses import asdict
+
+    return asdict(GoldenResult("mlp.nn-float32-seed0", "cuda", None, "close", summary))
+
+
 class _Reporter:
     def __init__(self, properties):
         self.stats = {"passed": [SimpleNamespace(when="call", user_properties=properties)]}
@@ -52,13 +60,13 @@ class _Reporter:
 
 def test_summary_lists_device_checks_apart_from_golden_comparisons(monkeypatch):
     monkeypatch.setattr(golden, "recorded_torch_versions", lambda: {"2.13.0+cpu"})
-    monkeypatch.setattr(conftest.torch, "__version__", "2.11.0+cu128")
+    monkeypatch.setattr(plugin.torch, "__version__", "2.11.0+cu128")
     reporter = _Reporter([
-        (conftest.GOLDEN_PROPERTY, "mlp.nn cuda float32: close, max relative error 3e-06 at step 40"),
-        (conftest.DEVICE_CHECK_PROPERTY, "device check: cuda:0 vs cpu, same torch 2.11.0+cu128, same start: "
+        (GOLDEN_PROPERTY, _result("mlp.nn cuda float32: close, max relative error 3e-06 at step 40")),
+        (DEVICE_CHECK_PROPERTY, "device check: cuda:0 vs cpu, same torch 2.11.0+cu128, same start: "
                                          "mlp.nn cuda float32: close"),
     ])
-    conftest.pytest_terminal_summary(reporter, 0, None)
+    plugin.pytest_terminal_summary(reporter, 0, None)
     text = "\n".join(reporter.lines)
     assert "== golden comparisons" in text and "== device checks: CUDA vs CPU from the same start, same torch" in text
     assert ("goldens recorded on torch 2.13.0+cpu, cpu; this session: torch 2.11.0+cu128 on cpu, cuda: the cuda "
@@ -67,7 +75,7 @@ def test_summary_lists_device_checks_apart_from_golden_comparisons(monkeypatch):
 
 
 def test_summary_adds_no_note_when_the_goldens_come_from_this_torch(monkeypatch):
-    monkeypatch.setattr(golden, "recorded_torch_versions", lambda: {conftest.torch.__version__})
-    reporter = _Reporter([(conftest.GOLDEN_PROPERTY, "mlp.nn cuda float32: close, max relative error 3e-06")])
-    conftest.pytest_terminal_summary(reporter, 0, None)
+    monkeypatch.setattr(golden, "recorded_torch_versions", lambda: {plugin.torch.__version__})
+    reporter = _Reporter([(GOLDEN_PROPERTY, _result("mlp.nn cuda float32: close, max relative error 3e-06"))])
+    plugin.pytest_terminal_summary(reporter, 0, None)
     assert not any("goldens recorded on" in line for line in reporter.lines)

@@ -10,13 +10,15 @@ Opt-in (`pytest -m compile`): a cold inductor compile costs 20-35 s per variant 
 """
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 import torch
 
-from conftest import GOLDEN_PROPERTY
 from reference import golden, policy
 from reference.compiling import BACKENDS, compilable_variants, expected_deviation, unavailable_reason
 from reference.golden import CANONICAL_THREADS, GoldenKey
+from reference.testing.goldens import GOLDEN_PROPERTY, GoldenResult
 
 CASES = [(v, s) for v in compilable_variants() for s in policy.golden_seeds(v)]
 CASE_IDS = [f"{v}-seed{s}" for v, s in CASES]
@@ -68,8 +70,9 @@ def judge_compiled(request, artifacts_dir, cached_run, variant_id: str, seed: in
     assert run.compile == backend and set(run.compile_stats) == {"graphs", "graph_breaks", "recompiles"}
     verdict = policy.compare(variant_id, dtype, run.losses, gold, device=device, golden64=gold64)
     where = f"{device} compile={backend}"
-    request.node.user_properties.append(
-        (GOLDEN_PROPERTY, verdict.summary().replace(f"{dtype}:", f"{dtype} compile={backend}:", 1)))
+    summary = verdict.summary().replace(f"{dtype}:", f"{dtype} compile={backend}:", 1)
+    status = verdict.status if verdict.ok else "failed"
+    request.node.user_properties.append((GOLDEN_PROPERTY, asdict(GoldenResult(str(key), device, backend, status, summary))))
     problem = None
     if not verdict.ok:
         problem = f"golden mismatch for {key} on {where}\n" + _report(
@@ -136,7 +139,7 @@ def test_compare_gives_compiled_runs_their_own_column_judged_against_eager(tmp_p
     import json
 
     from reference.cli import main
-    from reference.harness import save_trajectories
+    from reference.records import save_trajectories
     from test_compare import BASE, matrix, perturbed, trajectory
 
     eager = trajectory()

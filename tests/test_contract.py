@@ -9,10 +9,8 @@ import pytest
 import torch
 
 import reference
-from reference.harness import seed_everything
-from reference import policy
+from reference.harness import draw_start, plan, seed_everything
 from reference.policy import golden_steps
-from reference.torch_facts import fact
 
 ALL_IDS = list(reference.VARIANTS)
 SHORT = 20  # steps: enough to exercise every line of a loop, cheap enough for every variant
@@ -71,10 +69,12 @@ def test_threads_none_leaves_torch_setting_alone():
 
 def test_run_draws_at_the_tutorial_dtype_then_casts():
     """Every dtype starts from the same numbers: the float64 start is the float32 start, widened."""
-    f32 = reference.run("mlp.tensor", steps=1, dtype="float32", threads=1)
-    f64 = reference.run("mlp.tensor", steps=1, dtype="float64", threads=1)
-    assert f64.dtype == "float64"
-    assert f64.losses[0] == pytest.approx(f32.losses[0], rel=1e-6)
+    f32 = draw_start(plan("mlp.tensor", dtype="float32"))
+    f64 = draw_start(plan("mlp.tensor", dtype="float64"))
+    assert f32.keys() == f64.keys()
+    for name in f32:
+        assert f32[name].dtype == torch.float32 and f64[name].dtype == torch.float64, name
+        assert torch.equal(f64[name], f32[name].double()), name
 
 
 def test_run_seeds_torch_random_and_numpy_before_drawing():
@@ -124,31 +124,7 @@ def test_documented_deviations_run_as_overrides():
 
 # --- specification facts that need no goldens ----------------------------------------------------
 
-EQUIVALENCES = [
-    (vid, other, tol)
-    for vid, v in reference.VARIANTS.items()
-    for other, tol in v.equivalent_to.items()
-]
-
-
-@pytest.mark.parametrize("vid, other, tol", EQUIVALENCES, ids=[f"{a}=={b}" for a, b, _ in EQUIVALENCES])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_equivalent_variants_give_the_same_trajectory(vid, other, tol, dtype, cached_run):
-    """specs/variants/<id>.toml [equivalent_to]: rtol = atol = 0 means bit for bit."""
-    a = cached_run(vid, dtype=dtype, steps=reference.VARIANTS[vid].steps, threads=1).losses
-    b = cached_run(other, dtype=dtype, steps=reference.VARIANTS[other].steps, threads=1).losses
-    requirement = tol.get("bitwise_requires")
-    if requirement and fact(requirement) != 1.0 and dtype == "float32":
-        b64 = cached_run(other, dtype="float64", steps=reference.VARIANTS[other].steps, threads=1).losses
-        verdict = policy.compare(vid, dtype, a, b, golden64=b64)
-        assert verdict.ok, verdict.summary()
-    elif tol["rtol"] == 0 and tol["atol"] == 0:
-        assert a == b
-    else:
-        np.testing.assert_allclose(a, b, rtol=tol["rtol"], atol=tol["atol"])
-
-
-# The NumPy and torch variants from the same float64 start: tests/test_equivalences.py.
+# Equivalences between variants: specs/equivalences.toml, tests/test_equivalences.py.
 
 
 @pytest.mark.parametrize("vid", ALL_IDS)

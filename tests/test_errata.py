@@ -11,16 +11,12 @@ import torch
 
 import reference
 from reference.catalogue import load_toml
+from reference.tolerances import tolerance
 from reference.mnist import evaluate, load_datasets, rebuild_model
 
 DOCUMENTED, FIXED = "mnist.quickstart", "mnist.quickstart_fixed"
 MNIST_CLAIMS = reference.VARIANTS[DOCUMENTED].claims
 POLY = load_toml("tolerances.toml")["errata"]["poly.optim"]
-
-
-def tolerance(name: str) -> dict[str, float]:
-    entry = load_toml("tolerances.toml")["mnist"][name]
-    return dict(rtol=entry["rtol"], atol=entry["atol"])
 
 
 def _test_logits(trajectory) -> torch.Tensor:
@@ -68,7 +64,7 @@ def test_blog_mnist_2021_avg_test_loss_is_about_batch_size_times_smaller_than_th
     batch_size = reference.VARIANTS[DOCUMENTED].hyperparameters["batch_size"]
     ratio = result.avg_loss_per_batch / result.avg_loss
     # exactly samples / batches ...
-    np.testing.assert_allclose(ratio, result.size / result.batches, **tolerance("test_loop"))
+    np.testing.assert_allclose(ratio, result.size / result.batches, **tolerance("mnist", "test_loop").kwargs)
     # ... which lies between batch_size * size / (size + batch_size) and batch_size (59.8 here: 299 / 5)
     assert batch_size * result.size / (result.size + batch_size) <= ratio <= batch_size
 
@@ -104,12 +100,5 @@ def test_blog_poly_rmsprop_lr_1e_6_stays_far_from_the_optimum_on_every_measured_
     assert min(blog_poly) >= POLY["blog_poly_min_over_optimum"]
 
 
-# --- blog-variable: the legacy Variable / .data API -----------------------------------------------
-
-def test_blog_variable_legacy_variable_and_data_api_gives_the_modern_autograd_trajectory_bit_for_bit(dtype):
-    legacy = reference.run("mlp.variable", dtype=dtype, threads=1)
-    modern = reference.run("mlp.autograd", dtype=dtype, threads=1)
-    assert legacy.losses == modern.losses
-    assert legacy.params.keys() == modern.params.keys()
-    for name in legacy.params:
-        assert torch.equal(legacy.params[name], modern.params[name]), name
+# blog-variable (the legacy Variable / .data API gives the modern autograd trajectory bit for bit):
+# a row of specs/equivalences.toml, tests/test_equivalences.py.

@@ -67,12 +67,12 @@ def test_a_read_only_golden_is_refused_not_replaced(golden_dir, cached_run):
 
 def test_a_worker_writes_no_golden_once_its_controller_has_stopped(golden_dir, cached_run, monkeypatch):
     """What the plugin installs in each xdist worker: the controller's pid, checked before every write."""
-    import conftest
+    from reference.testing.plugin import controller_gone
 
     t = cached_run("poly.nn", dtype="float64", steps=KEY.steps, threads=1)
-    assert conftest.controller_gone(os.getppid()) is None
+    assert controller_gone(os.getppid()) is None
     monkeypatch.setattr(golden, "_stop_reason", None)
-    golden.stop_writing_when(lambda: conftest.controller_gone(os.getppid() + 1))  # as if re-parented
+    golden.stop_writing_when(lambda: controller_gone(os.getppid() + 1))  # as if re-parented
     with pytest.raises(GoldenError, match=r"not written: the pytest controller \(pid \d+\) has stopped"):
         golden.write(KEY, t)
     assert not KEY.path.exists()

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import reference
-from reference.catalogue import load_toml
+from reference.tolerances import tolerance
 from reference.mnist import (
     IdxFormatError,
     MnistDataError,
@@ -30,11 +30,6 @@ pytestmark = pytest.mark.mnist
 
 FILES = mnist_data.FILES
 CLAIMS = reference.VARIANTS["mnist.quickstart"].claims
-
-
-def tolerance(name: str) -> dict[str, float]:
-    entry = load_toml("tolerances.toml")["mnist"][name]
-    return dict(rtol=entry["rtol"], atol=entry["atol"])
 
 
 def write_mnist(root, n_train=40, n_test=12, *, gz=False, side=28, seed=0):
@@ -210,7 +205,7 @@ def test_embedded_default_is_scikit_learns_digits_resized_to_28x28():
     held_out = np.arange(len(digits.target)) % 6 == 5
     for split, rows in (("train", ~held_out), ("test", held_out)):
         images, labels = embedded_digits(split)
-        np.testing.assert_allclose(images.astype(np.float64), expected[rows].numpy(), **tolerance("embedded_resize"))
+        np.testing.assert_allclose(images.astype(np.float64), expected[rows].numpy(), **tolerance("mnist", "embedded_resize").kwargs)
         np.testing.assert_array_equal(labels, digits.target[rows])
 
 

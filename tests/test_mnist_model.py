@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import reference
 from reference.harness import check_full_precision
-from reference.catalogue import load_toml
+from reference.tolerances import tolerance
 from reference.harness import thread_count
 from reference.mnist import (
     CheckpointError,
@@ -34,11 +34,6 @@ pytestmark = pytest.mark.mnist
 DOCUMENTED, FIXED = "mnist.quickstart", "mnist.quickstart_fixed"
 HP = reference.VARIANTS[DOCUMENTED].hyperparameters
 PER_EPOCH = -(-reference.VARIANTS[DOCUMENTED].claims["embedded_train_samples"] // HP["batch_size"])
-
-
-def tolerance(name: str) -> dict[str, float]:
-    entry = load_toml("tolerances.toml")["mnist"][name]
-    return dict(rtol=entry["rtol"], atol=entry["atol"])
 
 
 def claims(vid: str):
@@ -131,8 +126,8 @@ def test_test_loop_reports_accuracy_and_both_average_losses_over_its_batches():
         correct = (model(x).argmax(1) == y).sum().item()
     assert (result.size, result.batches) == (len(y), len(batch_means))
     assert result.accuracy == correct / len(y)
-    np.testing.assert_allclose(result.avg_loss, sum(batch_means) / len(y), **tolerance("test_loop"))
-    np.testing.assert_allclose(result.avg_loss_per_batch, sum(batch_means) / len(batch_means), **tolerance("test_loop"))
+    np.testing.assert_allclose(result.avg_loss, sum(batch_means) / len(y), **tolerance("mnist", "test_loop").kwargs)
+    np.testing.assert_allclose(result.avg_loss_per_batch, sum(batch_means) / len(batch_means), **tolerance("mnist", "test_loop").kwargs)
     assert "Accuracy" in str(result) and "Avg loss per batch" in str(result)
 
 
@@ -210,7 +205,7 @@ def test_default_loader_does_not_shuffle_batches_follow_the_dataset_order_every_
     model, loss_fn, bs = rebuild_model(t), nn.CrossEntropyLoss(), HP["batch_size"]
     with torch.no_grad():
         in_order = [loss_fn(model(x[i:i + bs]), y[i:i + bs]).item() for i in range(0, len(y), bs)]
-    np.testing.assert_allclose(first, in_order, **tolerance("test_loop"))
+    np.testing.assert_allclose(first, in_order, **tolerance("mnist", "test_loop").kwargs)
 
 
 def test_shuffle_override_reshuffles_the_training_data_each_epoch():
@@ -224,7 +219,7 @@ def test_runs_in_each_dtype_and_float64_starts_where_float32_does(dtype):
     t = reference.run(DOCUMENTED, steps=3, dtype=dtype, threads=1)
     f32 = reference.run(DOCUMENTED, steps=3, dtype="float32", threads=1)
     assert t.dtype == dtype and all(p.dtype == getattr(torch, dtype) for p in t.params.values())
-    np.testing.assert_allclose(t.losses[0], f32.losses[0], **tolerance("float64_vs_float32_first_loss"))
+    np.testing.assert_allclose(t.losses[0], f32.losses[0], **tolerance("mnist", "float64_vs_float32_first_loss").kwargs)
 
 
 @pytest.mark.cuda
@@ -233,7 +228,7 @@ def test_cuda_run_starts_where_the_cpu_run_does():
     cuda = reference.run(FIXED, steps=5, device="cuda")
     assert cuda.device.startswith("cuda")
     check_full_precision(cuda)  # TF32 off as torch reads it back and as a float32 matmul measures it
-    np.testing.assert_allclose(cuda.losses, cpu.losses, **tolerance("cuda_vs_cpu_first_losses"))
+    np.testing.assert_allclose(cuda.losses, cpu.losses, **tolerance("mnist", "cuda_vs_cpu_first_losses").kwargs)
 
 
 def test_rebuilt_model_has_the_runs_final_weights_bit_for_bit_in_each_dtype(dtype):

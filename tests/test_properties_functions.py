@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from reference.catalogue import load_toml
+from reference.tolerances import tolerance
 from reference.torch_facts import clamp_passes_gradient_at_zero, fact
 from reference.harness import thread_count
 from reference.variants.mlp_custom_function import MyReLU
@@ -35,11 +35,6 @@ def device_dtype_params(dtypes: list[str]) -> list:
         for device in ("cpu", "cuda")
         for dtype in dtypes
     ]
-
-
-def tolerance(table: str, dtype: str) -> tuple[float, float]:
-    entry = load_toml("tolerances.toml")["functions"][table][dtype]
-    return float(entry["rtol"]), float(entry["atol"])
 
 
 @pytest.fixture(autouse=True)
@@ -192,7 +187,7 @@ def test_legendre_p3_backward_equals_autograd_of_its_formula(device, dtype, data
     z_auto = z.clone().requires_grad_()
     (auto,) = torch.autograd.grad(0.5 * (5 * z_auto ** 3 - 3 * z_auto), z_auto, upstream)
 
-    rtol, atol = tolerance("legendre_p3_backward", dtype)
+    rtol, atol = tolerance("functions", "legendre_p3_backward", dtype)
     zd, gd = z.cpu().double(), upstream.cpu().double()
     bound = gd.abs() * 1.5 * (5 * zd ** 2 + 1)
     error = (mine.cpu().double() - auto.cpu().double()).abs()

@@ -28,7 +28,7 @@ import torch
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from reference.catalogue import load_toml
+from reference.tolerances import tolerance
 from reference.torch_facts import clamp_passes_gradient_at_zero
 from reference.harness import full_precision_matmul, thread_count
 from reference.variants import mlp_numpy, mlp_tensor, poly_numpy, poly_tensor
@@ -39,11 +39,6 @@ NUMPY_DTYPES = {"float32": np.float32, "float64": np.float64}
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DECADES = {"float32": 4, "float64": 40}  # values in +-[10^-DECADES, 10^DECADES] and 0 (see above)
 MAX_SIDE = 64
-
-
-def tolerance(dtype: str) -> tuple[float, float]:
-    table = load_toml("tolerances.toml")["gradients"][dtype]
-    return float(table["rtol"]), float(table["atol"])
 
 
 @pytest.fixture(autouse=True)
@@ -200,8 +195,8 @@ def test_mlp_numpy_manual_backward_equals_autograd(dtype, data):
 
     bound_w1, bound_w2 = mlp_bounds(x, w1, w2, h, y_pred, y)
     assert grad_w1.dtype == grad_w2.dtype == NUMPY_DTYPES[dtype]
-    assert_within_rounding("grad_w1", grad_w1, auto_w1, bound_w1, tolerance(dtype))
-    assert_within_rounding("grad_w2", grad_w2, auto_w2, bound_w2, tolerance(dtype))
+    assert_within_rounding("grad_w1", grad_w1, auto_w1, bound_w1, tolerance("gradients", dtype))
+    assert_within_rounding("grad_w2", grad_w2, auto_w2, bound_w2, tolerance("gradients", dtype))
 
 
 @given(data=st.data())
@@ -225,8 +220,8 @@ def test_mlp_tensor_manual_backward_equals_autograd(device, dtype, data):
     assert grad_w1.dtype == grad_w2.dtype == TORCH_DTYPES[dtype]
     assert grad_w1.device == grad_w2.device == w1.device
     bound_w1, bound_w2 = mlp_bounds(case["x"], case["w1"], case["w2"], h.detach().cpu(), y_pred.detach().cpu(), case["y"])
-    assert_within_rounding("grad_w1", grad_w1, auto_w1, bound_w1, tolerance(dtype))
-    assert_within_rounding("grad_w2", grad_w2, auto_w2, bound_w2, tolerance(dtype))
+    assert_within_rounding("grad_w1", grad_w1, auto_w1, bound_w1, tolerance("gradients", dtype))
+    assert_within_rounding("grad_w2", grad_w2, auto_w2, bound_w2, tolerance("gradients", dtype))
 
 
 # --- cubic -------------------------------------------------------------------------------------
@@ -249,7 +244,7 @@ def test_poly_numpy_manual_gradients_equal_autograd(dtype, data):
 
     for name, m, g, bound in zip("abcd", manual, auto, poly_bounds(x, y_pred, y)):
         assert np.asarray(m).dtype == NUMPY_DTYPES[dtype], f"grad_{name} has dtype {np.asarray(m).dtype}"
-        assert_within_rounding(f"grad_{name}", m, g, bound, tolerance(dtype))
+        assert_within_rounding(f"grad_{name}", m, g, bound, tolerance("gradients", dtype))
 
 
 @given(data=st.data())
@@ -265,7 +260,7 @@ def test_poly_tensor_manual_gradients_equal_autograd(device, dtype, data):
 
     for name, m, g, bound in zip("abcd", manual, auto, poly_bounds(case["x"], y_pred.detach().cpu(), case["y"])):
         assert m.dtype == TORCH_DTYPES[dtype] and m.device == x.device, f"grad_{name}: {m.dtype} on {m.device}"
-        assert_within_rounding(f"grad_{name}", m, g, bound, tolerance(dtype))
+        assert_within_rounding(f"grad_{name}", m, g, bound, tolerance("gradients", dtype))
 
 
 # --- the kink ----------------------------------------------------------------------------------

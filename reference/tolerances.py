@@ -1,0 +1,69 @@
+"""Every tolerance of the suite is an (rtol, atol) pair written once in specs/, with its evidence
+beside it, and read through this module: tolerance("gradients", "float32").
+
+A value passes when |actual - expected| <= atol + rtol * |scale|, elementwise (torch.testing's rule;
+scale is the expected value unless a test says which bound it scales, e.g. the sum of |terms|).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from .catalogue import load_toml
+
+TOLERANCES_FILE = "tolerances.toml"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float
+    atol: float
+
+    @classmethod
+    def of(cls, table: Mapping[str, Any]) -> "Tolerance":
+        """From a TOML table { rtol = ..., atol = ... }: both must be given."""
+        missing = [k for k in ("rtol", "atol") if k not in table]
+        if missing:
+            raise KeyError(f"tolerance {dict(table)} lacks {' and '.join(missing)}: give both rtol and atol")
+        return cls(rtol=float(table["rtol"]), atol=float(table["atol"]))
+
+    def __iter__(self) -> Iterator[float]:  # rtol, atol = tolerance(...)
+        return iter((self.rtol, self.atol))
+
+    @property
+    def kwargs(self) -> dict[str, float]:
+        """For np.testing.assert_allclose / torch.testing.assert_close: **tol.kwargs."""
+        return {"rtol": self.rtol, "atol": self.atol}
+
+    @property
+    def exact(self) -> bool:
+        return self.rtol == 0 and self.atol == 0
+
+    def allowed(self, reference: np.ndarray) -> np.ndarray:
+        return self.atol + self.rtol * np.abs(reference)
+
+    def scaled(self, factor: float) -> "Tolerance":
+        return Tolerance(self.rtol * factor, self.atol * factor)
+
+    def __str__(self) -> str:
+        return f"(rtol={self.rtol:g}, atol={self.atol:g})"
+
+
+@cache
+def _table(file: str) -> dict[str, Any]:
+    return load_toml(file)
+
+
+def tolerance(*path: str, file: str = TOLERANCES_FILE) -> Tolerance:
+    """The (rtol, atol) pair at `path` in specs/<file>, e.g. tolerance("mnist", "test_loop")."""
+    entry: Any = _table(file)
+    for i, key in enumerate(path):
+        if not isinstance(entry, Mapping) or key not in entry:
+            where = ".".join(path[:i]) or "top level"
+            choices = ", ".join(entry) if isinstance(entry, Mapping) else "none"
+            raise KeyError(f"specs/{file} has no {key!r} under {where}. Valid choices: {choices}")
+        entry = entry[key]
+    return Tolerance.of(entry)
