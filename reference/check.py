@@ -499,7 +499,7 @@ def html_page(plan: Plan) -> report.Page:
 
 def write_results(out: Path, plan: Plan, *, overwrite: bool) -> list[Path]:
     """DIR/check-<device>.json, a results file for compare (final parameters as digests)."""
-    from .records import save_trajectories
+    from .trajectory import save_trajectories
 
     written = []
     for device in plan.devices:

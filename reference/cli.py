@@ -12,7 +12,7 @@ from .compare import add_compare_parser
 from .errors import UsageError
 from .files import unwritable_folder
 from .harness import SEED_LIMIT, Trajectory, execute, plan, resolve_hyperparameters
-from .records import save_trajectories
+from .trajectory import save_trajectories
 
 __all__ = ["UsageError", "build_parser", "main"]
 

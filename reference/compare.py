@@ -46,7 +46,7 @@ import torch
 from . import policy, report
 from .catalogue import load_variants
 from .errors import UsageError
-from . import records
+from . import trajectory as trajectory_files
 from .harness import Trajectory
 
 DEFAULT_PLOTS = Path("artifacts") / "compare"
@@ -148,13 +148,13 @@ def _results_files(path: Path) -> list[Path]:
 
 
 def save_results(path: Path, trajectories: list[Trajectory], *, recorded_by: str | None = None) -> None:
-    """A results file for compare: final parameters as digests (reference.records)."""
-    records.save_trajectories(path, trajectories, full_params=False, recorded_by=recorded_by)
+    """A results file for compare: final parameters as digests (reference.trajectory)."""
+    trajectory_files.save_trajectories(path, trajectories, full_params=False, recorded_by=recorded_by)
 
 
 def _read_file(path: Path) -> list[tuple[Trajectory, dict[str, str]]]:
     try:
-        return records.read_trajectories(path)
+        return trajectory_files.read_trajectories(path)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 

@@ -18,7 +18,7 @@ from .environment import describe as describe_environment
 from .files import atomic_write
 from .harness import Trajectory
 from .policy import golden_seeds, golden_steps
-from .records import decode_floats, encode_floats
+from .trajectory import decode_floats, encode_floats
 
 SCHEMA = 1
 CANONICAL_THREADS = 1

@@ -17,7 +17,7 @@ import os
 import platform
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, Iterator, Mapping
 
@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .catalogue import Variant, lookup
+from .trajectory import Trajectory
 from .environment import describe as describe_environment
 from .precision import ieee_float32, matmul_probe, tf32_state
 
@@ -34,52 +35,6 @@ DTYPE_NAMES = {
 }
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 NUMPY_DTYPES = {"float32": np.float32, "float64": np.float64}
-
-
-@dataclass(frozen=True)
-class Trajectory:
-    """One run: the loss at every step (computed before that step's update) and the final params."""
-
-    variant: str
-    seed: int
-    device: str
-    dtype: str
-    steps: int
-    threads: int
-    losses: list[float]
-    params: dict[str, torch.Tensor] = field(repr=False)
-    hyperparameters: dict[str, Any]
-    torch_version: str
-    numpy_version: str
-    python_version: str
-    cpu_capability: str
-    # Read back from torch inside the run: may a float32 matmul on the run's device use TF32?
-    # False on CUDA (the harness switches it off); None on the CPU (no TF32 path there).
-    tf32: bool | None
-    wall_time_s: float
-    # what decides the bits beyond the versions (reference.environment.describe, plus the thread
-    # count); {} in results written before it was recorded
-    environment: dict[str, Any] = field(default_factory=dict)
-    # CUDA runs: reference.precision.matmul_probe on the device inside the run (max relative error
-    # of a float32 matmul and F.linear against float64); IEEE float32 ~1e-7, TF32 ~1e-4 .. 1e-3.
-    float32_matmul_error: dict[str, float] | None = None
-    # torch.compile mode (reference/compiling.py): None = eager; the backend's graphs, graph
-    # breaks and recompiles over the run. Defaults, so that files written before load.
-    compile: str | None = None
-    compile_stats: dict[str, int] = field(default_factory=dict)
-    trace: dict[str, Any] | None = field(default=None, repr=False, compare=False)  # op trace (reference.trace)
-
-    def to_json_dict(self) -> dict[str, Any]:
-        """As a results file holds it (reference.records, the one reader and writer)."""
-        from .records import to_json
-
-        return to_json(self)
-
-    @classmethod
-    def from_json_dict(cls, d: Mapping[str, Any]) -> "Trajectory":
-        from .records import from_json
-
-        return from_json(d)
 
 
 def canonical_dtype(variant: Variant, dtype: Any) -> str:

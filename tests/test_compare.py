@@ -13,9 +13,8 @@ import torch
 from reference import compare
 from reference.cli import main
 from reference.harness import Trajectory
-from reference.records import save_trajectories
+from reference.trajectory import save_trajectories
 
-pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 500  # mlp.nn's own, so the rows carry no "N steps"

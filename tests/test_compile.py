@@ -139,7 +139,7 @@ def test_compare_gives_compiled_runs_their_own_column_judged_against_eager(tmp_p
     import json
 
     from reference.cli import main
-    from reference.records import save_trajectories
+    from reference.trajectory import save_trajectories
     from test_compare import BASE, matrix, perturbed, trajectory
 
     eager = trajectory()

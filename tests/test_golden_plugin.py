@@ -24,14 +24,12 @@ def golden_dir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _pytest(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """A separate pytest session on this suite (xdist and CI-only settings off)."""
-    env = {**os.environ, **(env or {})}
-    env.pop("PYTEST_ADDOPTS", None)
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-q", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )
+def _pytest(pytester, *args: str):
+    """A pytest session on this suite inside this process (no second `import torch`): the root
+    conftest.py and pyproject.toml of this checkout, xdist, randomisation and the cache off."""
+    return pytester.runpytest_inprocess(
+        "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"), "-p", "no:xdist", "-p", "no:cacheprovider",
+        "-p", "no:randomly", "-q", *[str(ROOT / a) if a.startswith("tests/") else a for a in args])
 
 
 def test_write_then_read_round_trips_losses_and_environment(golden_dir, cached_run):
@@ -118,34 +116,33 @@ def test_unused_golden_files_are_listed(golden_dir):
     assert golden.unused_files() == [stray]
 
 
-def test_update_flow_missing_fails_with_command_then_update_writes_only_the_selected(golden_dir):
-    env = {GOLDENS_DIR_ENV: str(golden_dir)}
-    first = _pytest(NODE, env=env)
-    assert first.returncode == 1
-    assert "missing golden" in first.stdout and f'pytest "{NODE}" --update-goldens' in first.stdout
+def test_update_flow_missing_fails_with_command_then_update_writes_only_the_selected(golden_dir, pytester):
+    first = _pytest(pytester, NODE)
+    assert first.ret == 1
+    assert "missing golden" in first.stdout.str() and f'pytest "{NODE}" --update-goldens' in first.stdout.str()
     assert not any(golden_dir.rglob("*.json"))  # no flag, nothing written
 
-    update = _pytest(NODE, "--update-goldens", env=env)
-    assert update.returncode == 0, update.stdout[-2000:]
+    update = _pytest(pytester, NODE, "--update-goldens")
+    assert update.ret == 0, update.stdout.str()[-2000:]
     # the golden and its companion op trace (reference.trace), nothing else
     assert sorted(p.relative_to(golden_dir) for p in golden_dir.rglob("*.json")) == [
         Path("poly.nn/float64-seed0.json"), Path("poly.nn/float64-seed0.trace.json")]
 
-    again = _pytest(NODE, env=env)
-    assert again.returncode == 0 and "1 exact" in again.stdout
+    again = _pytest(pytester, NODE)
+    assert again.ret == 0 and "1 exact" in again.stdout.str()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour on a machine without a GPU")
-def test_require_cuda_without_gpu_fails_at_once_with_one_line():
-    result = _pytest("-m", "cuda", "--require-cuda", "tests/test_goldens.py")
-    assert result.returncode == 3
-    lines = [l for l in (result.stdout + result.stderr).splitlines() if "--require-cuda" in l]
+def test_require_cuda_without_gpu_fails_at_once_with_one_line(pytester):
+    result = _pytest(pytester, "-m", "cuda", "--require-cuda", "tests/test_goldens.py")
+    assert result.ret == 3
+    lines = [l for l in result.outlines + result.errlines if "--require-cuda" in l]
     assert lines and "CUDA not available" in lines[0] and "cannot run here" in lines[0]
 
 
-def test_marker_cuda_selects_exactly_the_cuda_tests():
-    result = _pytest("-m", "cuda", "--collect-only", "tests/test_goldens.py")
-    ids = [l for l in result.stdout.splitlines() if "::" in l]
+def test_marker_cuda_selects_exactly_the_cuda_tests(pytester):
+    result = _pytest(pytester, "-m", "cuda", "--collect-only", "tests/test_goldens.py")
+    ids = [l for l in result.outlines if "::" in l]
     assert ids and all("cuda" in i for i in ids)
     assert not [i for i in ids if "[cpu" in i or "-cpu_" in i]
 

@@ -28,15 +28,6 @@ INT_DTYPES = ["uint8", "int8", "int16", "int32", "int64"]
 BITS = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32, torch.float64: torch.int64}
 
 
-def device_dtype_params(dtypes: list[str]) -> list:
-    """(device, dtype) pairs with ids like cpu_float16, CUDA ones marked (and skipped without a GPU)."""
-    return [
-        pytest.param(device, dtype, marks=getattr(pytest.mark, device), id=f"{device}_{dtype}")
-        for device in ("cpu", "cuda")
-        for dtype in dtypes
-    ]
-
-
 @pytest.fixture(autouse=True)
 def one_thread():
     with thread_count(1):
@@ -108,14 +99,14 @@ def tensors(draw, dtype: str, device: str, *, allow_nonfinite: bool = False, sha
 # --- MyReLU ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("device,dtype", device_dtype_params(FLOAT_DTYPES + INT_DTYPES))
+@pytest.mark.dtypes(*FLOAT_DTYPES, *INT_DTYPES)
 @given(data=st.data())
 def test_myrelu_forward_equals_clamp_bit_for_bit(device, dtype, data):
     x = data.draw(tensors(dtype, device, allow_nonfinite=True))
     assert_same_bits(MyReLU.apply(x), x.clamp(min=0), "MyReLU(x) vs x.clamp(min=0)")
 
 
-@pytest.mark.parametrize("device,dtype", device_dtype_params(FLOAT_DTYPES))
+@pytest.mark.dtypes(*FLOAT_DTYPES)
 @given(data=st.data())
 def test_myrelu_backward_equals_clamp_backward_everywhere(device, dtype, data):
     """Same gradient as clamp(min=0) for every input (exact zeros of both signs included) and every
@@ -140,7 +131,7 @@ def _gradient_at(fn, x: torch.Tensor) -> list[float]:
     return grad.tolist()
 
 
-@pytest.mark.parametrize("device,dtype", device_dtype_params(FLOAT_DTYPES))
+@pytest.mark.dtypes(*FLOAT_DTYPES)
 def test_gradient_at_exactly_zero_clamp_passes_what_specs_say_relu_passes_0_myrelu_passes_1(device, dtype):
     x = torch.tensor([-1.0, -0.0, 0.0, 1.0], dtype=getattr(torch, dtype), device=device)
     at_zero = fact("clamp_min_grad_at_zero")  # 1 up to torch 2.13, 0 from 2.14
@@ -199,7 +190,6 @@ def test_legendre_p3_backward_equals_autograd_of_its_formula(device, dtype, data
     )
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_legendre_p3_forward_is_the_legendre_polynomial_of_degree_3(dtype):
     """P3(1) = 1, P3(-1) = -1, P3(0) = 0, P3(1/2) = -7/16: Legendre's P3, exactly."""
     z = torch.tensor([1.0, -1.0, 0.0, 0.5], dtype=getattr(torch, dtype))

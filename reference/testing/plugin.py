@@ -34,7 +34,7 @@ COMPILE_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 MARKERS = {
     "cpu": "runs on the CPU device",
     "cuda": "runs on a CUDA device (skipped without one; fails under --require-cuda)",
-    "dtypes(*names)": "the dtypes a device/dtype-generic test runs in (default: float32 and float64)",
+    "dtypes(*names)": "the torch dtypes a device/dtype-generic test runs in (default: float32 and float64)",
     "property": "a Hypothesis property of the tutorial's mathematics",
     "golden": "compares a run against a recorded golden trajectory",
     "mnist": "the MNIST classifier of blog-mnist-2021",
@@ -180,10 +180,11 @@ def _dtypes(metafunc: pytest.Metafunc) -> tuple[str, ...]:
     mark = metafunc.definition.get_closest_marker("dtypes")
     if mark is None:
         return DTYPES
-    unknown = [d for d in mark.args if d not in DTYPES]
+    unknown = [d for d in mark.args if not isinstance(d, str) or not isinstance(getattr(torch, d, None), torch.dtype)]
     if not mark.args or unknown:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.dtypes{mark.args}: "
-                                f"name one or more of {', '.join(DTYPES)}")
+                                f"{', '.join(map(repr, unknown)) or 'nothing'} named; name torch dtypes, e.g. "
+                                f"{', '.join(DTYPES)}, float16, bfloat16, int64")
     return tuple(mark.args)
 
 

@@ -61,7 +61,7 @@ def record_trajectories(config: pytest.Config, trajectories: list) -> None:
     out = recording_dir(config)
     if out is None or not trajectories:
         return
-    from ..records import save_trajectories
+    from ..trajectory import save_trajectories
 
     worker = config.workerinput["workerid"] if hasattr(config, "workerinput") else "main"
     save_trajectories(out / f"{worker}.json", trajectories, full_params=False, recorded_by=RECORDED_BY)

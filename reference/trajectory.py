@@ -1,4 +1,5 @@
-"""Trajectories on disk: the one module that writes and reads them, with one float encoding.
+"""Trajectory, a run's record, and trajectories on disk: the one module that writes and reads
+them, with one float encoding.
 
 - results files ({"schema": 1, "trajectories": [...]}): `python -m reference run --out` (final
   parameters in full), `pytest --record-trajectories` and `check --out` (final parameters as
@@ -14,15 +15,57 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
 from .files import atomic_write
-from .harness import Trajectory
 
 SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One run: the loss at every step (computed before that step's update) and the final params."""
+
+    variant: str
+    seed: int
+    device: str
+    dtype: str
+    steps: int
+    threads: int
+    losses: list[float]
+    params: dict[str, torch.Tensor] = field(repr=False)
+    hyperparameters: dict[str, Any]
+    torch_version: str
+    numpy_version: str
+    python_version: str
+    cpu_capability: str
+    # Read back from torch inside the run: may a float32 matmul on the run's device use TF32?
+    # False on CUDA (the harness switches it off); None on the CPU (no TF32 path there).
+    tf32: bool | None
+    wall_time_s: float
+    # what decides the bits beyond the versions (reference.environment.describe, plus the thread
+    # count); {} in results written before it was recorded
+    environment: dict[str, Any] = field(default_factory=dict)
+    # CUDA runs: reference.precision.matmul_probe on the device inside the run (max relative error
+    # of a float32 matmul and F.linear against float64); IEEE float32 ~1e-7, TF32 ~1e-4 .. 1e-3.
+    float32_matmul_error: dict[str, float] | None = None
+    # torch.compile mode (reference/compiling.py): None = eager; the backend's graphs, graph
+    # breaks and recompiles over the run. Defaults, so that files written before load.
+    compile: str | None = None
+    compile_stats: dict[str, int] = field(default_factory=dict)
+    trace: dict[str, Any] | None = field(default=None, repr=False, compare=False)  # op trace (reference.trace)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """As a results file holds it."""
+        return to_json(self)
+
+    @classmethod
+    def from_json_dict(cls, d: Mapping[str, Any]) -> "Trajectory":
+        return from_json(d)
 
 
 def encode_float(x: float) -> float | str:
