@@ -29,7 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SHARED = {"mlp.autograd": "mlp.tensor", "mlp.custom_function": "mlp.tensor"}  # bitwise equal runs
+# bitwise equal runs; mlp.autograd only where clamp passes the gradient at 0 (See Note [clamp gradient at 0])
+SHARED = {"mlp.autograd": "mlp.tensor", "mlp.custom_function": "mlp.tensor"}
 WITNESSES = 5
 
 
@@ -97,7 +98,8 @@ def bands(raw: Path) -> tuple[dict, list[str]]:
             for seed, losses in by.get(v, {}).items():
                 if losses != values[seed]:
                     raise SystemExit(f"{v} seed {seed} differs from {source}: cannot share its band")
-            notes.append(f"{v}: equal to {source} bit for bit on seeds {sorted(by.get(v, {}))}; shares its band")
+            notes.append(f"{v}: equal to {source} bit for bit on seeds {sorted(by.get(v, {}))} on this torch; "
+                         "shares its band")
         a = np.array([values[i] for i in seeds])  # (N, steps)
         half = a[: len(seeds) // 2]
         out[v] = dict(

@@ -134,7 +134,9 @@ EQUIVALENCES = [
 @pytest.mark.parametrize("vid, other, tol", EQUIVALENCES, ids=[f"{a}=={b}" for a, b, _ in EQUIVALENCES])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_equivalent_variants_give_the_same_trajectory(vid, other, tol, dtype, cached_run):
-    """specs/variants/<id>.toml [equivalent_to]: rtol = atol = 0 means bit for bit."""
+    """specs/variants/<id>.toml [equivalent_to]: rtol = atol = 0 means bit for bit, except in float32
+    where `bitwise_requires` names a torch fact the installed torch lacks: there the golden policy
+    judges (See Note [clamp gradient at 0])."""
     a = cached_run(vid, dtype=dtype, steps=reference.VARIANTS[vid].steps, threads=1).losses
     b = cached_run(other, dtype=dtype, steps=reference.VARIANTS[other].steps, threads=1).losses
     requirement = tol.get("bitwise_requires")

@@ -4,7 +4,8 @@ under the thorough profile).
 
 - mlp.nn and mlp.module build the same network from the same draws (Linear(D_in, H), a ReLU,
   Linear(H, D_out)) and take the same SGD step (lr 1e-4); they differ only in how: nn.ReLU against
-  clamp(min=0) (different gradients at exactly 0, which float32 training reaches) and
+  clamp(min=0) (different gradients at exactly 0 up to torch 2.13, and float32 training reaches
+  exact zeros: See Note [exact zeros in float32]) and
   `p -= lr * p.grad` against optimizer.step() (different rounding). They end in the same place.
 - The NumPy programs and their torch translations (mlp.numpy / mlp.tensor, poly.numpy /
   poly.tensor) compute the same thing: given the same start in float64, every step's loss and the
