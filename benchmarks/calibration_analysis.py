@@ -4,6 +4,8 @@ Tolerances come from the benign runs only; the real changes are then judged by t
 same reference.policy.compare the gate runs. A leave-one-configuration-out pass re-derives every
 row without each benign configuration in turn and judges that configuration's runs with it: how a
 configuration the calibration has never seen (another CPU) would fare.
+See Note [a CPU the calibration never saw] and Note [benign drift grows like a real change] in
+specs/golden_policy.toml.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ variant and step it writes the band over the seeds ([min, max], and the 1 % / 99
 record) to specs/printed_loss_bands.toml, with the first seeds' values as witnesses that
 tests/test_documents.py re-runs on the current torch.
 
-mlp.autograd and mlp.custom_function give mlp.tensor's bits (their [equivalent_to]); they are run on
+mlp.autograd and mlp.custom_function give mlp.tensor's bits (specs/equivalences.toml); they are run on
 the witness seeds only, checked equal, and share mlp.tensor's band.
 
     python benchmarks/measure_printed_losses.py --seeds 0-199 --raw /tmp/printed.jsonl --write
@@ -29,7 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SHARED = {"mlp.autograd": "mlp.tensor", "mlp.custom_function": "mlp.tensor"}  # bitwise equal runs
+# bitwise equal runs; mlp.autograd only where clamp passes the gradient at 0 (See Note [clamp gradient at 0])
+SHARED = {"mlp.autograd": "mlp.tensor", "mlp.custom_function": "mlp.tensor"}
 WITNESSES = 5
 
 
@@ -97,7 +98,8 @@ def bands(raw: Path) -> tuple[dict, list[str]]:
             for seed, losses in by.get(v, {}).items():
                 if losses != values[seed]:
                     raise SystemExit(f"{v} seed {seed} differs from {source}: cannot share its band")
-            notes.append(f"{v}: equal to {source} bit for bit on seeds {sorted(by.get(v, {}))}; shares its band")
+            notes.append(f"{v}: equal to {source} bit for bit on seeds {sorted(by.get(v, {}))} on this torch; "
+                         "shares its band")
         a = np.array([values[i] for i in seeds])  # (N, steps)
         half = a[: len(seeds) // 2]
         out[v] = dict(

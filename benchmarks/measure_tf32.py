@@ -1,5 +1,6 @@
 """What TF32 does to each variant's float32 trajectory, emulated on the CPU: the evidence for the
-CUDA float32 row of specs/golden_policy.toml before a GPU has measured it.
+CUDA float32 row of specs/golden_policy.toml before a GPU has measured it (See Note [TF32] in
+reference/precision.py).
 
     python benchmarks/measure_tf32.py [--variants mlp.nn ...] [--json out.json]
 

@@ -44,6 +44,10 @@ class Variant:
     claims: Mapping[str, Any]
     errata: tuple[Mapping[str, str], ...]
     spec_path: Path = field(compare=False)
+    # The variant it follows in the tutorial (None: its family's first program); side_branch: not a
+    # step on the tutorial's main line but an alternative to `after` (mlp.variable beside mlp.autograd)
+    after: str | None = None
+    side_branch: bool = False
 
     @property
     def steps(self) -> int:
@@ -82,6 +86,8 @@ def _variant_from(path: Path) -> Variant:
         claims=MappingProxyType(dict(raw.get("claims", {}))),
         errata=tuple(MappingProxyType(e) for e in raw.get("errata", [])),
         spec_path=path,
+        after=raw.get("after"),
+        side_branch=bool(raw.get("side_branch", False)),
     )
 
 
@@ -90,7 +96,47 @@ def load_variants() -> Mapping[str, Variant]:
     variants = [_variant_from(p) for p in (specs_dir() / "variants").glob("*.toml")]
     family_order = {"mlp": 0, "poly": 1}
     variants.sort(key=lambda v: (family_order.get(v.family, len(family_order)), v.family, v.lesson))
-    return MappingProxyType({v.id: v for v in variants})
+    by_id = {v.id: v for v in variants}
+    for v in variants:
+        if v.after is not None and (v.after not in by_id or by_id[v.after].family != v.family):
+            raise ValueError(f"{v.spec_path}: after = {v.after!r} names no {v.family} variant. "
+                             f"Valid choices: {', '.join(w for w in by_id if by_id[w].family == v.family)}")
+        if v.side_branch and v.after is None:
+            raise ValueError(f"{v.spec_path}: a side branch needs `after`, the variant it branches from")
+    return MappingProxyType(by_id)
+
+
+def lesson_order() -> list[Variant]:
+    """Every variant in the tutorial's order: each family's main line, first program first, and each
+    side branch right after the variant it branches from (depth first along `after`)."""
+    variants = load_variants()
+    followers: dict[str | None, list[Variant]] = {}
+    for v in variants.values():
+        followers.setdefault(v.after, []).append(v)
+    order: list[Variant] = []
+
+    def visit(v: Variant) -> None:
+        order.append(v)
+        # side branches first, so that one is printed next to its predecessor, not after the main line
+        for w in sorted(followers.get(v.id, []), key=lambda w: not w.side_branch):
+            visit(w)
+
+    for root in followers.get(None, []):
+        visit(root)
+    return order
+
+
+def main_line(family: str) -> list[str]:
+    """The family's lesson order without its side branches: first program, then each `after` it."""
+    variants = load_variants()
+    roots = [v.id for v in variants.values() if v.family == family and v.after is None]
+    line = roots[:1]
+    while line:
+        nxt = [v.id for v in variants.values() if v.after == line[-1] and not v.side_branch]
+        if not nxt:
+            break
+        line.append(nxt[0])
+    return line
 
 
 def lookup(variant_id: str) -> Variant:

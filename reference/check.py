@@ -124,7 +124,7 @@ def prop_myrelu_backward(device: str, dtype: torch.dtype) -> None:
     x = x[torch.isfinite(x)]
     upstream = torch.linspace(-3, 3, x.numel(), dtype=dtype, device=device)
     mine, clamps = _grad(MyReLU.apply, x, upstream), _grad(lambda t: t.clamp(min=0), x, upstream)
-    if not clamp_passes_gradient_at_zero():  # specs/torch_behaviour.toml: this torch blocks clamp at 0
+    if not clamp_passes_gradient_at_zero():  # this torch blocks clamp at 0: See Note [clamp gradient at 0]
         away = x != 0
         mine, clamps = mine[away], clamps[away]
     if not torch.equal(_bits(mine), _bits(clamps)):
@@ -221,7 +221,8 @@ class Property:
 
 PROPERTIES = [
     Property("mlp.custom_function", "MyReLU forward equals clamp(min=0) bit for bit", prop_myrelu_forward),
-    Property("mlp.custom_function", "MyReLU backward equals clamp(min=0)'s bit for bit", prop_myrelu_backward),
+    Property("mlp.custom_function", "MyReLU backward equals clamp(min=0)'s bit for bit, except at 0 where clamp blocks it",
+             prop_myrelu_backward),
     Property("mlp.autograd", "gradient at exactly 0: clamp as specs/torch_behaviour.toml states, relu 0, MyReLU 1",
              prop_gradient_at_zero),
     Property("mlp.tensor", "manual backward equals autograd (specs/tolerances.toml [gradients])",

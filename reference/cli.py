@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .catalogue import cite, load_variants, lookup
+from .catalogue import cite, lesson_order, load_variants, lookup, main_line
 from .compare import add_compare_parser
 from .errors import UsageError
 from .files import unwritable_folder
@@ -55,10 +55,18 @@ def _parse_override(text: str, variant_id: str) -> tuple[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    variants = load_variants()
-    width = max(map(len, variants))
-    for v in variants.values():
-        print(f"{v.id:<{width}}  {v.title}")
+    order = lesson_order()
+    families = list(dict.fromkeys(v.family for v in order))
+    print("Lesson order, the tutorial's main line of each family (side branches: see the after column):")
+    for family in families:
+        print(f"  {family}: {' -> '.join(main_line(family))}")
+    print()
+    after = {v.id: (v.after or "-") + (" (side branch)" if v.side_branch else "") for v in order}
+    width = max(map(len, after))
+    after_width = max(len("after"), *map(len, after.values()))
+    print(f"{'variant':<{width}}  {'after':<{after_width}}  title")
+    for v in order:
+        print(f"{v.id:<{width}}  {after[v.id]:<{after_width}}  {v.title}")
         print(f"{'':<{width}}    {v.demonstrates}")
         print(f"{'':<{width}}    sources: {'; '.join(map(cite, v.sources))}")
     print("\nThe sources, with what each covers: specs/sources.toml")
@@ -249,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,compare,check,locate}")
 
-    p_list = sub.add_parser("list", help="list the variant ids, what each shows, and its sources")
+    p_list = sub.add_parser("list", help="list the variants in lesson order: what each follows, shows, and its sources")
     p_list.set_defaults(func=cmd_list)
 
     p_run = sub.add_parser("run", help="run variants and print their losses and a summary table")

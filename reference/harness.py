@@ -414,26 +414,15 @@ def execute(
     )
 
 
-def run(
-    variant_id: str,
-    *,
-    seed: int = 0,
-    device: Any = "cpu",
-    dtype: Any = None,
-    steps: int | None = None,
-    threads: int | None = None,
-    compile: str | None = None,
-    trace_steps: Any = None,
-    **hyperparameter_overrides: Any,
-) -> Trajectory:
-    """Run one variant from a seeded start and return its Trajectory: execute(plan(...)).
+def run(variant_id: str, *, trace_steps: Any = None, **arguments: Any) -> Trajectory:
+    """Run one variant from a seeded start and return its Trajectory: execute(plan(variant_id, ...)).
 
+    arguments are plan()'s: seed (0), device ("cpu"), dtype (the tutorial's), steps (the tutorial's),
+    threads (None: leave torch's setting), compile (None: eager; "aot_eager" or "inductor" runs the
+    variant's model and optimizer step through torch.compile, reference/compiling.py), and any of the
+    variant's hyperparameters by name (lr=1e-3).
     Data and weights are drawn on the CPU at the tutorial's own dtype, in the tutorial's order,
     then cast to `dtype` and moved to `device`: every device and dtype starts from the same numbers.
-    compile="aot_eager" or "inductor" runs the variant's model (and optimizer step) through
-    torch.compile with that backend (reference/compiling.py); None runs it eagerly.
     trace_steps (e.g. [0, 1]): record the op trace of those steps in Trajectory.trace (reference.trace).
     """
-    p = plan(variant_id, seed=seed, device=device, dtype=dtype, steps=steps, threads=threads,
-             compile=compile, **hyperparameter_overrides)
-    return execute(p, trace_steps=trace_steps)
+    return execute(plan(variant_id, **arguments), trace_steps=trace_steps)

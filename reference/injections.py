@@ -33,7 +33,9 @@ def with_default(cls, **changes) -> Callable:
 
 
 def relu_style_clamp():
-    """clamp(min=0) whose gradient at exactly 0 is 0 (as torch.relu's), instead of 1."""
+    """clamp(min=0) whose gradient at exactly 0 is 0 (as torch.relu's), instead of torch 2.13's 1.
+
+    From torch 2.14 clamp's own gradient there is 0 already: See Note [clamp gradient at 0]."""
     original = torch.Tensor.clamp
 
     def clamp(self, min=None, max=None):

@@ -1,7 +1,13 @@
 """float32 matmul precision on CUDA: switching TF32 off, reading the state back, measuring it.
 
+Note [TF32]
+~~~~~~~~~~~
 TF32 (Ampere and later) rounds float32 matmul inputs to a 10-bit mantissa: the change that stopped
-this tutorial's MLP converging on CUDA 11 (pytorch/pytorch#47844). Three things here:
+this tutorial's MLP converging on CUDA 11 (pytorch/pytorch#47844). A float32 matmul then errs by
+~1e-4 .. 1e-3 relative instead of IEEE float32's ~1e-7, so CUDA runs switch it off and check,
+read back and measured, that it is off; the CPU has no TF32 path.
+
+Three things here:
 
   ieee_float32(device)   CUDA runs: cuBLAS float32 matmul in IEEE float32 for the run, restored
                          after. torch >= 2.9 has per-backend `fp32_precision` settings beside the
@@ -12,8 +18,8 @@ this tutorial's MLP converging on CUDA 11 (pytorch/pytorch#47844). Three things 
   tf32_state(device)     what torch says now: True if a float32 matmul on `device` may use TF32.
   matmul_probe(device)   what the device does: a float32 matmul and F.linear of fixed operands
                          against float64, as the largest error relative to the largest result.
-                         IEEE float32 gives ~1e-7, TF32 ~1e-4 .. 1e-3, so TF32 left on (a flag that
-                         did not take, NVIDIA_TF32_OVERRIDE, a torch that ignores it) is seen.
+                         So TF32 left on (a flag that did not take, NVIDIA_TF32_OVERRIDE, a torch
+                         that ignores it) is seen: See Note [TF32].
 
 emulated_tf32() rounds the inputs of every float32 matmul (forward and backward) to TF32 on any
 device: how the CPU measures what TF32 would do to a trajectory, and tests the probe.

@@ -26,6 +26,7 @@ def fact(name: str) -> float:
 
 
 def clamp_passes_gradient_at_zero() -> bool:
+    """See Note [clamp gradient at 0] (specs/torch_behaviour.toml)."""
     return fact("clamp_min_grad_at_zero") == 1.0
 
 

@@ -1,6 +1,6 @@
 """CUDA runs are IEEE float32: TF32 off as torch reads it back, and as a float32 matmul measures it.
 
-pytorch/pytorch#47844: TF32 matmul (Ampere and later) stopped this tutorial's MLP converging.
+See Note [TF32] in reference/precision.py.
 Skipped without a GPU; `pytest -m cuda --require-cuda` fails instead.
 """
 from __future__ import annotations

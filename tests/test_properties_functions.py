@@ -2,9 +2,10 @@
 LegendrePolynomial3 (poly.custom_function).
 
 Facts pinned here (torch's own conventions, measured, see test_gradient_at_exactly_zero_...):
-at an input of exactly 0 (either sign) clamp(min=0) passes the incoming gradient through, torch.relu
-(and nn.ReLU, which mlp.nn uses) blocks it, and the tutorial's MyReLU, which zeroes the gradient
-only where input < 0, passes it through like clamp.
+at an input of exactly 0 (either sign) torch.relu (and nn.ReLU, which mlp.nn uses) blocks the
+incoming gradient, the tutorial's MyReLU, which zeroes it only where input < 0, passes it through,
+and clamp(min=0) does what specs/torch_behaviour.toml states for the installed torch (passes it up
+to 2.13, blocks it from 2.14). See Note [clamp gradient at 0].
 """
 from __future__ import annotations
 
@@ -108,9 +109,10 @@ def test_myrelu_forward_equals_clamp_bit_for_bit(device, dtype, data):
 
 @pytest.mark.dtypes(*FLOAT_DTYPES)
 @given(data=st.data())
-def test_myrelu_backward_equals_clamp_backward_everywhere(device, dtype, data):
-    """Same gradient as clamp(min=0) for every input (exact zeros of both signs included) and every
-    incoming gradient (non-finite ones included), bit for bit."""
+def test_myrelu_backward_equals_clamp_backward_bit_for_bit_except_at_0_where_clamp_blocks(device, dtype, data):
+    """Same gradient as clamp(min=0), bit for bit, for every incoming gradient (non-finite ones
+    included) and every input: exact zeros of both signs included where the installed torch's clamp
+    passes the gradient there, left out where it blocks it (See Note [clamp gradient at 0])."""
     x = data.draw(tensors(dtype, device))
     upstream = data.draw(tensors(dtype, device, allow_nonfinite=True, shape=tuple(x.shape)))
     x_mine = x.clone().requires_grad_()
@@ -118,8 +120,8 @@ def test_myrelu_backward_equals_clamp_backward_everywhere(device, dtype, data):
     x_clamp = x.clone().requires_grad_()
     (clamps,) = torch.autograd.grad(x_clamp.clamp(min=0), x_clamp, upstream)
     if not clamp_passes_gradient_at_zero():
-        # this torch blocks clamp's gradient at exactly 0 (specs/torch_behaviour.toml); MyReLU passes
-        # it, as the tutorial wrote it: the two agree everywhere else
+        # this torch blocks clamp's gradient at exactly 0; MyReLU passes it, as the tutorial wrote
+        # it: the two agree everywhere else (See Note [clamp gradient at 0])
         away = x != 0
         mine, clamps = mine[away], clamps[away]
     assert_same_bits(mine, clamps, "MyReLU backward vs clamp(min=0) backward")

@@ -8,7 +8,8 @@ in 1..64, and values that mix exact zeros (of both signs), negatives, and magnit
 decades. Large arrays are filled from a NumPy generator whose seed, zero fraction and decade
 spread Hypothesis draws; Hypothesis then overwrites a few entries with values of its own choosing
 and may zero whole rows of x / columns of w1, which makes hidden pre-activations exactly 0: the
-kink, where the convention matters (the manual backward passes gradient at h == 0, like clamp).
+kink, where the convention matters (the manual backward passes gradient at h == 0).
+See Note [clamp gradient at 0].
 
 The decade spread is bounded per dtype so that every intermediate of the backward pass (products
 of up to four drawn values for the MLP, seven for the cubic, summed over at most 64^4 terms) stays
@@ -159,8 +160,8 @@ class _Pinned(torch.autograd.Function):
 def tutorial_relu(h: torch.Tensor) -> torch.Tensor:
     """clamp(min=0), with the gradient at exactly 0 that the hand-written backward uses (passed).
 
-    Up to torch 2.13 that is clamp's own autograd; torch 2.14 blocks clamp's gradient at 0
-    (specs/torch_behaviour.toml), so there the same subgradient is spelled with where().
+    Up to torch 2.13 that is clamp's own autograd; torch 2.14 blocks clamp's gradient at 0, so
+    there the same subgradient is spelled with where(). See Note [clamp gradient at 0].
     """
     if clamp_passes_gradient_at_zero():
         return h.clamp(min=0)
@@ -267,10 +268,10 @@ def test_poly_tensor_manual_gradients_equal_autograd(device, dtype, data):
 
 
 @pytest.mark.parametrize("backward", [mlp_numpy.backward, mlp_tensor.backward], ids=["numpy", "tensor"])
-def test_manual_backward_passes_gradient_at_exactly_zero_like_clamp(backward):
-    """At h == 0 (of either sign) the hand-written ReLU backward lets the gradient through, as
-    clamp(min=0) does (torch.relu would block it): the autograd variants use clamp, so the manual
-    and autograd programs agree bit for bit there too."""
+def test_manual_backward_passes_gradient_at_exactly_zero_of_either_sign(backward):
+    """At h == 0 (of either sign) the hand-written ReLU backward lets the gradient through
+    (torch.relu would block it; clamp(min=0) passes it up to torch 2.13 only).
+    See Note [clamp gradient at 0]."""
     h = np.array([[-1.0, -0.0, 0.0, 2.0]])
     x = np.ones((1, 1))
     w2 = np.ones((4, 1))

@@ -95,7 +95,7 @@ CASES = [
     ("rmsprop alpha 0.99 -> 0.9", "poly.optim", 0,
      "first differing op: aten::addcmul_ at step 0 (update)"),  # square_avg is 0 at step 0: mul_(alpha) agrees
     ("mse 'sum' -> 'mean'", "mlp.optim", 0, "first differing op: aten::mse_loss at step 0 (forward)"),
-    # the step of the first exact zero depends on the CPU's kernel path (114 here): found, not assumed
+    # the step of the first exact zero depends on the CPU's kernel path: See Note [exact zeros in float32]
     ("clamp(min=0) grad at 0: 1 -> 0 (relu's)", "mlp.autograd", None,
      "first differing op: aten::threshold_backward at step {step} (backward)"),
     ("float32 matmul at TF32 precision", "mlp.nn", 0, "first differing op: aten::addmm at step 0 (forward)"),

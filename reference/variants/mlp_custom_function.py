@@ -27,6 +27,7 @@ def make(N, D_in, H, D_out):
     x = torch.randn(N, D_in)
     y = torch.randn(N, D_out)
     # Randomly initialised weights
+    # requires_grad=True asks autograd to track them
     w1 = torch.randn(D_in, H, requires_grad=True)
     w2 = torch.randn(H, D_out, requires_grad=True)
     return dict(x=x, y=y, w1=w1, w2=w2)
@@ -37,15 +38,19 @@ def train(x, y, w1, w2, lr, steps, record):
         # Function.apply runs our Function; alias it as relu
         relu = MyReLU.apply
 
-        # Forward pass with our own ReLU
+        # Forward pass: compute predicted y
         y_pred = relu(x.mm(w1)).mm(w2)
 
+        # Compute the loss: the sum of squared errors, kept a Tensor to backpropagate from
         loss = (y_pred - y).pow(2).sum()
         record(t, loss)
 
-        # Autograd calls MyReLU.backward on its way back
+        # Backprop to compute the gradients of w1 and w2 with respect to the loss
+        # (autograd calls MyReLU.backward on its way back)
         loss.backward()
 
+        # Update the weights by gradient descent
+        # outside the graph, then zero the gradients for the next step
         with torch.no_grad():
             w1 -= lr * w1.grad
             w2 -= lr * w2.grad

@@ -22,11 +22,13 @@ def make(N, D_in, H, D_out):
     # Random input and output data
     x = torch.randn(N, D_in)
     y = torch.randn(N, D_out)
+    # The model as our own Module; Linear initialises its own weights
     model = TwoLayerNet(D_in, H, D_out)
     return dict(x=x, y=y, model=model)
 
 
 def train(x, y, model, lr, optimizer, steps, record):
+    # The loss function from nn: reduction="sum" makes it the sum of squared errors
     criterion = torch.nn.MSELoss(reduction="sum")
     # The official tutorial uses SGD; blog-nn-2022 uses Adam (optimizer="adam")
     if optimizer == "adam":
@@ -34,12 +36,17 @@ def train(x, y, model, lr, optimizer, steps, record):
     else:
         optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     for t in range(steps):
+        # Forward pass: compute predicted y
         y_pred = model(x)
 
+        # Compute the loss: the sum of squared errors, kept a Tensor to backpropagate from
         loss = criterion(y_pred, y)
         record(t, loss)
 
+        # Zero the gradients, then backprop to compute the gradients of every Parameter
         optimizer.zero_grad()
         loss.backward()
+
+        # Update the weights: the optimizer takes its step on every Parameter
         optimizer.step()
     return dict(model.named_parameters())

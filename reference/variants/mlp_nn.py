@@ -1,7 +1,8 @@
 """mlp.nn -- the nn package: layers as Modules, a loss function from the library.
 
 nn.Sequential chains Linear -> ReLU -> Linear; each Linear owns its weight and bias as
-Parameters, initialised by the layer itself. We still update the parameters by hand.
+Parameters, initialised by the layer itself; the model is called like a function. We still
+update the parameters by hand.
 """
 import torch
 
@@ -20,20 +21,21 @@ def make(N, D_in, H, D_out):
 
 
 def train(x, y, model, lr, steps, record):
-    # Sum of squared errors, as in the earlier variants
+    # The loss function from nn: reduction="sum" makes it the sum of squared errors
     loss_fn = torch.nn.MSELoss(reduction="sum")
     for t in range(steps):
-        # Forward pass: call the model like a function
+        # Forward pass: compute predicted y
         y_pred = model(x)
 
+        # Compute the loss: the sum of squared errors, kept a Tensor to backpropagate from
         loss = loss_fn(y_pred, y)
         record(t, loss)
 
-        # Zero the gradients, then backprop into every Parameter of the model
+        # Zero the gradients, then backprop to compute the gradients of every Parameter
         model.zero_grad()
         loss.backward()
 
-        # Gradient descent on each Parameter
+        # Update the weights by gradient descent
         with torch.no_grad():
             for param in model.parameters():
                 param -= lr * param.grad

@@ -14,7 +14,8 @@ def make(points, draw_dtype):
     # Input and output data: sin(x) on a grid over [-pi, pi]
     x = torch.linspace(-math.pi, math.pi, points, dtype=dtype)
     y = torch.sin(x)
-    # Randomly initialised coefficients; requires_grad=True asks autograd to track them
+    # Randomly initialised coefficients (0-dimensional tensors)
+    # requires_grad=True asks autograd to track them
     a = torch.randn((), dtype=dtype, requires_grad=True)
     b = torch.randn((), dtype=dtype, requires_grad=True)
     c = torch.randn((), dtype=dtype, requires_grad=True)
@@ -24,17 +25,18 @@ def make(points, draw_dtype):
 
 def train(x, y, a, b, c, d, lr, steps, record):
     for t in range(steps):
-        # Forward pass, recorded in a graph
+        # Forward pass: y = a + b x + c x^2 + d x^3
         y_pred = a + b * x + c * x ** 2 + d * x ** 3
 
-        # The loss stays a Tensor so that we can backpropagate from it
+        # Sum of squared errors, kept a Tensor to backpropagate from
         loss = (y_pred - y).pow(2).sum()
         record(t, loss)
 
-        # Backprop: autograd computes the gradients of a, b, c, d
+        # Backprop to compute the gradients of a, b, c, d with respect to the loss
         loss.backward()
 
-        # Update outside the graph, then drop the gradients for the next step
+        # Gradient descent
+        # outside the graph, then drop the gradients for the next step
         with torch.no_grad():
             a -= lr * a.grad
             b -= lr * b.grad

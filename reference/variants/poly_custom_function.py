@@ -27,7 +27,8 @@ def make(points, init_a, init_b, init_c, init_d):
     # Input and output data: sin(x) on a grid over [-pi, pi]
     x = torch.linspace(-math.pi, math.pi, points)
     y = torch.sin(x)
-    # Fixed starting weights, close enough to the answer for P3 to converge
+    # Fixed starting coefficients (0-dimensional tensors): P3 converges only from near the answer
+    # requires_grad=True asks autograd to track them
     a = torch.full((), init_a, requires_grad=True)
     b = torch.full((), init_b, requires_grad=True)
     c = torch.full((), init_c, requires_grad=True)
@@ -40,14 +41,19 @@ def train(x, y, a, b, c, d, lr, steps, record):
         # Function.apply runs our Function; alias it as P3
         P3 = LegendrePolynomial3.apply
 
-        # Forward pass with our own operation inside
+        # Forward pass: y = a + b P3(c + d x)
         y_pred = a + b * P3(c + d * x)
 
+        # Sum of squared errors, kept a Tensor to backpropagate from
         loss = (y_pred - y).pow(2).sum()
         record(t, loss)
 
+        # Backprop to compute the gradients of a, b, c, d with respect to the loss
+        # (autograd calls LegendrePolynomial3.backward on its way back)
         loss.backward()
 
+        # Gradient descent
+        # outside the graph, then drop the gradients for the next step
         with torch.no_grad():
             a -= lr * a.grad
             b -= lr * b.grad

@@ -35,16 +35,22 @@ def make(points):
 
 
 def train(x, y, model, lr, momentum, steps, record):
+    # The loss function from nn: reduction="sum" makes it the sum of squared errors
     criterion = torch.nn.MSELoss(reduction="sum")
     # Plain SGD struggles with this model, so use momentum
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     for t in range(steps):
+        # Forward pass: the cubic, and maybe a higher-order tail
         y_pred = model(x)
 
+        # Sum of squared errors, kept a Tensor to backpropagate from
         loss = criterion(y_pred, y)
         record(t, loss)
 
+        # Zero the gradients, then backprop to compute the gradients of every Parameter
         optimizer.zero_grad()
         loss.backward()
+
+        # Update: the optimizer takes its step on every Parameter
         optimizer.step()
     return dict(model.named_parameters())

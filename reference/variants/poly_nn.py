@@ -24,17 +24,21 @@ def make(points):
 
 
 def train(xx, y, model, lr, steps, record):
+    # The loss function from nn: reduction="sum" makes it the sum of squared errors
     loss_fn = torch.nn.MSELoss(reduction="sum")
     for t in range(steps):
+        # Forward pass: y = a + b x + c x^2 + d x^3
         y_pred = model(xx)
 
+        # Sum of squared errors, kept a Tensor to backpropagate from
         loss = loss_fn(y_pred, y)
         record(t, loss)
 
+        # Zero the gradients, then backprop to compute the gradients of every Parameter
         model.zero_grad()
         loss.backward()
 
-        # Gradient descent on each Parameter, by hand
+        # Gradient descent
         with torch.no_grad():
             for param in model.parameters():
                 param -= lr * param.grad

@@ -38,7 +38,7 @@ def train(x, y, a, b, c, d, lr, steps, record):
         loss = np.square(y_pred - y).sum()
         record(t, loss)
 
-        # Backprop by hand
+        # Backprop to compute the gradients of a, b, c, d with respect to the loss
         grad_a, grad_b, grad_c, grad_d = backward(x, y, y_pred)
 
         # Gradient descent
