@@ -4,7 +4,7 @@
                                              [--variants mlp.tensor,poly.nn] [--jobs 2] [--out FILE]
 
 Runs every variant at its tutorial dtype (or --dtype), full length, one torch thread and one
-BLAS thread per process (NumPy's OpenBLAS is limited too: two OpenBLAS threads are ~25x slower
+BLAS thread per process (NumPy's OpenBLAS is limited too, See Note [NumPy's BLAS threads]: two OpenBLAS threads are ~25x slower
 here and give other bits), over seeds 0..N-1, and prints per variant:
 
   final loss       worst (max) / median / best over the seeds, and the worst seed

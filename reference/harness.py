@@ -157,7 +157,11 @@ def seed_everything(seed: int) -> None:
 def thread_count(threads: int | None) -> Iterator[int]:
     """torch's intra-op threads and NumPy's BLAS threads for the run, restored afterwards.
 
-    NumPy's BLAS counts too: two OpenBLAS threads change mlp.numpy's bits (and run it ~25x slower).
+    Note [NumPy's BLAS threads]
+    ~~~~~~~~~~~~~~~~~~~~~~~~~~~
+    NumPy's BLAS counts too: two OpenBLAS threads change mlp.numpy's bits, and on two cores, or
+    beside xdist workers, run it ~25x slower.
+    So every run, test and measurement pins NumPy's BLAS to the run's thread count.
     """
     before = torch.get_num_threads()
     try:

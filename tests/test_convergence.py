@@ -62,7 +62,7 @@ def variant_params() -> list:
 
 @pytest.fixture(autouse=True)
 def one_blas_thread():
-    """NumPy's OpenBLAS with two threads stalls badly on two cores (and under xdist)."""
+    """See Note [NumPy's BLAS threads]."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):

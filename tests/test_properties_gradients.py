@@ -44,7 +44,7 @@ MAX_SIDE = 64
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """One torch thread and one BLAS thread: two stall badly on two cores (and under xdist)."""
+    """One torch thread and one BLAS thread: See Note [NumPy's BLAS threads]."""
     from threadpoolctl import threadpool_limits
 
     with thread_count(1), threadpool_limits(limits=1, user_api="blas"):
