@@ -273,7 +273,7 @@ def _record_trajectories(config: pytest.Config, trajectories: list) -> None:
     from reference.compare import save_results
 
     worker = config.workerinput["workerid"] if hasattr(config, "workerinput") else "main"
-    save_results(out / f"{worker}.json", trajectories, recorded_by=RECORDED_BY)
+    save_results(out / f"{worker}.json", trajectories, recorded_by=RECORDED_BY, trace_departures=True)
 
 
 # --- stopping ---------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import functools
 
 import contextlib
 import copy
+import dataclasses
 import json
 import subprocess
 import sys
@@ -245,3 +246,82 @@ def test_compare_prints_the_line_for_a_cell_that_is_not_exact(tmp_path):
     lines, _ = compare_sources([load_source(tmp_path / "a", "a"), load_source(tmp_path / "b", "b")], plots=None)
     located = [line.strip() for line in lines if "first differing op" in line]
     assert located and located[0].startswith("first differing op: aten::addcmul_ at step 0 (update)"), lines
+
+
+# --- compare across versions: the steps where two columns part (reference/departure.py) -----------
+
+CLAMP = "clamp(min=0) grad at 0: 1 -> 0 (relu's)"  # stands in for torch 2.14's clamp backward
+
+
+@pytest.fixture(scope="module")
+def two_versions(tmp_path_factory):
+    """Two recordings of mlp.autograd float32 seed 0, as two torch versions would record them: `a`
+    this torch (equal to a golden written here, so it records only its first steps' trace), `b`
+    under the clamp change (it leaves the golden at the first exact zero and records that step)."""
+    from reference import golden
+    from reference.compare import save_results
+
+    root = tmp_path_factory.mktemp("versions")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TES_GOLDENS_DIR", str(root / "goldens"))
+        plain = reference.run("mlp.autograd", threads=1, trace_steps=[0, 1])
+        golden.write(GoldenKey("mlp.autograd", "float32", 0), plain)
+        save_results(root / "a" / "main.json", [plain], trace_departures=True)
+        with INJECTIONS[CLAMP]():
+            changed = reference.run("mlp.autograd", threads=1, trace_steps=[0, 1])
+            save_results(root / "b" / "main.json", [changed], trace_departures=True)
+    return root, plain, changed
+
+
+def _compare(root, *names, **kwargs):
+    from reference.compare import compare_sources, load_source
+
+    lines, _ = compare_sources([load_source(root / n, n) for n in names], plots=None, **kwargs)
+    return [line.strip() for line in lines]
+
+
+def test_recording_keeps_the_trace_of_the_steps_where_a_run_leaves_its_golden(two_versions):
+    from reference.compare import load_source
+
+    root, plain, changed = two_versions
+    step = _first_exact_zero_step()
+    (a,), (b,) = (list(load_source(root / n, n).runs.values()) for n in "ab")
+    assert sorted(a.trace["steps"], key=int) == ["0", "1"] and "departs_from_golden" not in a.trace
+    assert b.trace["departs_from_golden"] == step + 1
+    assert sorted(b.trace["steps"], key=int) == ["0", "1", str(step), str(step + 1)]
+    assert b.losses == changed.losses and a.losses == plain.losses
+
+
+def test_compare_names_clamps_backward_where_versions_part_rerunning_the_other_here(two_versions):
+    root, _, _ = two_versions
+    step = _first_exact_zero_step()
+    lines = _compare(root, "a", "b")
+    located = [line for line in lines if line.startswith("first differing op")]
+    assert located and located[0].startswith(
+        f"first differing op: aten::threshold_backward at step {step} (backward)"), lines
+    assert "(the origin)" in located[0], located[0]
+    origin = next(line for line in lines if line.startswith("(losses part at step"))
+    assert f"a re-run here on torch {torch.__version__}" in origin and "b recorded" in origin, origin
+    assert f"losses bitwise equal through step {step + 1}, same start state" in origin, origin
+
+
+def test_compare_without_retracing_says_which_trace_is_missing(two_versions):
+    root, _, _ = two_versions
+    step = _first_exact_zero_step()
+    lines = _compare(root, "a", "b", retrace=False)
+    assert not any(line.startswith("first differing op") for line in lines), lines
+    assert f"op not located: the losses part at step {step + 1}; a has no op trace of steps {step}-{step + 1} " \
+           "(re-running is off)" in lines, lines
+
+
+def test_compare_refuses_to_rerun_a_column_this_torch_does_not_reproduce(two_versions, tmp_path):
+    from reference.compare import save_results
+
+    root, plain, _ = two_versions
+    other = dataclasses.replace(plain, losses=[*plain.losses[:3], plain.losses[3] * 2, *plain.losses[4:]])
+    save_results(tmp_path / "other" / "main.json", [other])  # as another torch's: loss 3 differs
+    (tmp_path / "b").symlink_to(root / "b")
+    text = "\n".join(_compare(tmp_path, "other", "b"))
+    assert "first differing op" not in text, text
+    assert (f"op not located: the losses part at step 3; other has no op trace of steps 2-3, and torch "
+            f"{torch.__version__} here does not reproduce its losses (they differ from step 3)") in text, text
