@@ -163,6 +163,26 @@ def test_alignment_survives_an_inserted_op():
     assert line.startswith("first differing op: aten::add_.Tensor at step 0 (update)"), line
 
 
+def test_a_changed_mask_from_identical_inputs_is_named_as_the_origin_of_the_floats_it_changes():
+    """torch 2.14's clamp backward (seen in the tox results): `gt` where 2.13 ran `ge`, a bool mask
+    that differs only at exact zeros, feeding the same `where`. The mask op is the origin."""
+    step = _first_exact_zero_step()
+    a = _traced("mlp.autograd", step)
+    b = copy.deepcopy(a)
+    ops = b["steps"][str(step)]
+    i = next(i for i, op in enumerate(ops) if op[0] == "aten::ge.Scalar")
+    mask, where = ops[i], ops[i + 1]
+    assert where[0] == "aten::where.self" and mask[4][0][0] in where[5], (mask, where)
+    old_mask = mask[4][0][0]
+    mask[0], mask[4][0][0] = "aten::gt.Scalar", "0123456789abcdef"
+    where[5] = ["0123456789abcdef" if d == old_mask else d for d in where[5]]
+    where[4][0] = ["fedcba9876543210", where[4][0][1] + 1.0, where[4][0][2] + 1.0, where[4][0][3]]
+    line = trace.localize(a, b).line()
+    assert line.startswith(f"first differing op: aten::gt.Scalar at step {step} (backward)"), line
+    assert "baseline ran aten::ge.Scalar; inputs identical (the origin)" in line, line
+    assert "the first floats it changes are aten::where.self's" in line, line
+
+
 def test_beyond_the_rounding_allowance_and_within_it():
     a = _traced("mlp.optim", 0)
     b = copy.deepcopy(a)
@@ -325,3 +345,31 @@ def test_compare_refuses_to_rerun_a_column_this_torch_does_not_reproduce(two_ver
     assert "first differing op" not in text, text
     assert (f"op not located: the losses part at step 3; other has no op trace of steps 2-3, and torch "
             f"{torch.__version__} here does not reproduce its losses (they differ from step 3)") in text, text
+
+
+@pytest.mark.slow
+def test_torch213_to_torch214_is_clamps_backward_at_the_first_exact_zero_from_the_tox_results():
+    """End to end on the real recordings (`tox -e torch213,torch214`, or `pytest --record-trajectories
+    results/torchNNN` under each torch): compare names clamp's backward at the step before the first
+    loss the two versions disagree on. Run it under one of the two torches (it re-runs the other's
+    missing steps here when this torch reproduces them)."""
+    from pathlib import Path
+
+    from reference.compare import compare_sources, load_source
+
+    root = Path(__file__).resolve().parent.parent / "results"
+    missing = [n for n in ("torch213", "torch214") if not (root / n).is_dir()]
+    if missing:
+        pytest.skip(f"no recorded {', '.join(missing)} under {root} (tox -e torch213,torch214)")
+    sources = [load_source(root / n, n) for n in ("torch213", "torch214")]
+    runs = [next(t for t in s.runs.values() if (t.variant, t.dtype, t.seed, t.steps) == ("mlp.autograd", "float32", 0, 500))
+            for s in sources]
+    assert runs[0].torch_version.startswith("2.13.") and runs[1].torch_version.startswith("2.14."), runs
+    k = next(i for i, (a, b) in enumerate(zip(runs[0].losses, runs[1].losses)) if a != b)
+    lines, _ = compare_sources(sources, plots=None)
+    head = next(i for i, line in enumerate(lines) if line[2:].startswith("mlp.autograd float32 seed 0 [torch214]:"))
+    # torch 2.14.1's clamp backward masks with `gt` where 2.13 used `ge`: the gradient at exactly 0
+    assert lines[head + 1].strip().startswith(
+        f"first differing op: aten::gt.Scalar at step {k - 1} (backward)"), lines[head:head + 3]
+    assert "baseline ran aten::ge.Scalar; inputs identical (the origin)" in lines[head + 1], lines[head + 1]
+    assert "aten::where.self" in lines[head + 1], lines[head + 1]
