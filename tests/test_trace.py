@@ -373,3 +373,19 @@ def test_torch213_to_torch214_is_clamps_backward_at_the_first_exact_zero_from_th
         f"first differing op: aten::gt.Scalar at step {k - 1} (backward)"), lines[head:head + 3]
     assert "baseline ran aten::ge.Scalar; inputs identical (the origin)" in lines[head + 1], lines[head + 1]
     assert "aten::where.self" in lines[head + 1], lines[head + 1]
+
+
+def test_a_departure_that_cannot_be_rerun_leaves_the_recorded_run_as_it_was(two_versions, monkeypatch):
+    from reference import departure
+
+    root, _, changed = two_versions
+    monkeypatch.setenv("TES_GOLDENS_DIR", str(root / "goldens"))
+    calls = []
+
+    def boom(t, steps):
+        calls.append(steps)
+        raise RuntimeError("the re-run failed")
+
+    monkeypatch.setattr(departure, "rerun_traced", boom)
+    assert departure.record_departure(changed) is changed
+    assert calls == [[_first_exact_zero_step(), _first_exact_zero_step() + 1]], "the re-run was not attempted"
