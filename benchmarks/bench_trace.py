@@ -7,10 +7,16 @@ off      reference.run(..., trace_steps=None): the harness's only extra work is 
          per step; measured against trace_steps=[] (a Recorder that never switches its mode on, i.e.
          the per-step bookkeeping without any op recorded), best of `repeats`.
 traced   every step traced against none: the ratio of wall times per step.
+departure  what `pytest --record-trajectories` adds for a run that leaves its golden
+         (reference.departure.record_departure): a re-run up to the departing steps, two of them
+         traced; timed for mlp.autograd float32 under the clamp change that stands in for torch 2.14.
+
+The machine's load average is printed beside the figures (a shared machine is noisy).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import reference
@@ -40,6 +46,37 @@ def main() -> None:
     print(f"tracing off:          {off / args.steps * 1e3:.3f} ms/step")
     print(f"recorder, no steps:   {idle / args.steps * 1e3:.3f} ms/step  (ratio {idle / off:.3f})")
     print(f"every step traced:    {traced / args.steps * 1e3:.3f} ms/step  (traced-step cost ratio {traced / off:.1f}x)")
+    departure_cost()
+    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs")
+
+
+def departure_cost() -> None:
+    """The recording's extra cost for one run that leaves its golden (a golden written here)."""
+    import tempfile
+
+    from reference import golden
+    from reference.departure import record_departure
+    from reference.injections import INJECTIONS
+
+    with tempfile.TemporaryDirectory() as root:
+        old = os.environ.get(golden.GOLDENS_DIR_ENV)
+        os.environ[golden.GOLDENS_DIR_ENV] = root
+        try:
+            plain = reference.run("mlp.autograd", threads=1)
+            golden.write(golden.GoldenKey("mlp.autograd", "float32", 0), plain)
+            with INJECTIONS["clamp(min=0) grad at 0: 1 -> 0 (relu's)"]():
+                changed = reference.run("mlp.autograd", threads=1, trace_steps=[0, 1])
+                t0 = time.perf_counter()
+                recorded = record_departure(changed)
+                spent = time.perf_counter() - t0
+        finally:
+            if old is None:
+                del os.environ[golden.GOLDENS_DIR_ENV]
+            else:
+                os.environ[golden.GOLDENS_DIR_ENV] = old
+    k = recorded.trace.get("departs_from_golden")
+    print(f"departure trace:      {spent:.2f} s for mlp.autograd float32 leaving its golden at loss {k} "
+          f"(the run's own {changed.wall_time_s:.2f} s for {changed.steps} steps)")
 
 
 if __name__ == "__main__":

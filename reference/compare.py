@@ -22,6 +22,12 @@ For a float32 (or CUDA) cell the policy also measures the run's distance from th
 of the same start; that is the baseline column's float64 run of the variant and seed (as the golden
 tests use the float64 golden), or failing that the cell's own column's.
 
+Under every cell that is not exact, the op where the two runs part (reference.trace), traced at the
+steps where their losses part: from the results where recorded (a recording keeps the first steps,
+and the steps where a run leaves its golden), else by re-running that run here when this torch
+reproduces its losses bitwise through those steps (reference.departure; the output says which;
+--no-retrace: never re-run).
+
 A PNG of the loss curves and their relative differences is written for every row with a cell that is
 not exact (a folder that cannot be written is a warning; the matrix still prints). Below the matrix,
 the environment keys (reference.environment: CPU model and flags, BLAS and oneDNN builds and kernel
@@ -147,8 +153,15 @@ def _results_files(path: Path) -> list[Path]:
     raise UsageError(f"{path}: no such directory or file")
 
 
-def save_results(path: Path, trajectories: list[Trajectory], *, recorded_by: str | None = None) -> None:
-    """A results file for compare: final parameters as digests (reference.trajectory)."""
+def save_results(path: Path, trajectories: list[Trajectory], *, recorded_by: str | None = None,
+                 trace_departures: bool = False) -> None:
+    """A results file for compare: final parameters as digests (reference.trajectory).
+    trace_departures: a run whose losses leave its golden bitwise also keeps the op trace of the
+    steps where it leaves (reference.departure), so that compare can name the op."""
+    if trace_departures:
+        from .departure import record_departures
+
+        trajectories = record_departures(trajectories)
     trajectory_files.save_trajectories(path, trajectories, full_params=False, recorded_by=recorded_by)
 
 
@@ -248,13 +261,15 @@ def _param_difference(a: Trajectory, b: Trajectory) -> float:
     return worst
 
 
-def _locate_line(base: Trajectory | None, run: Trajectory | None) -> str | None:
-    """The op-level line (reference.trace) where both runs were recorded with their op traces."""
-    if base is None or run is None or not base.trace or not run.trace:
-        return None
-    from . import trace
+def _locate_lines(base: Trajectory | None, run: Trajectory | None, labels: tuple[str, str],
+                  retrace: bool) -> list[str]:
+    """The op-level line (reference.trace) of a cell, from the traces of the steps where the two runs
+    part (recorded, or re-run here: reference.departure), and where those traces came from."""
+    if base is None or run is None:
+        return []
+    from .departure import locate_cell
 
-    return trace.localize(base.trace, run.trace, rtol=trace.allowance(run.dtype, base.trace, run.trace)).line()
+    return locate_cell(base, run, labels, retrace=retrace)
 
 
 # --- output ------------------------------------------------------------------------------------------
@@ -305,10 +320,11 @@ def _stderr(line: str) -> None:
 
 
 def compare_sources(sources: list[Source], *, plots: Path | None, html: Path | None = None,
-                    warn: Callable[[str], None] = _stderr) -> tuple[list[str], int]:
+                    warn: Callable[[str], None] = _stderr, retrace: bool = True) -> tuple[list[str], int]:
     """The report's lines and the exit status (0 or 1: a judgement was made); with html, the page too
     (reference.report). UsageError when no cell could be judged: nothing is comparable. Plots that
-    cannot be written are a warning."""
+    cannot be written are a warning. retrace: a run without an op trace of the steps where its cell
+    parts from the baseline is re-run here with tracing when this torch reproduces it bitwise."""
     multi_device = any(len(s.devices) > 1 for s in sources) or any(s.devices != ["cpu"] for s in sources)
     columns = [Column(s, d, f"{s.label}:{d}" if multi_device else s.label) for s in sources for d in s.devices]
     baseline = columns[0]
@@ -348,9 +364,9 @@ def compare_sources(sources: list[Source], *, plots: Path | None, html: Path | N
                     text = f"{head}: bitwise equal up to step {cell.first_difference - 1}; {tail}" \
                         if cell.first_difference > 0 else f"{head}: differs from step 0; {tail}"
                 details.append(("  " if cell.status == policy.CLOSE else "! ") + text)
-                located = _locate_line(baseline.source.runs.get((row, baseline.device)), c.source.runs.get((row, c.device)))
-                if located:
-                    details.append("    " + located)
+                details += ["    " + line for line in _locate_lines(
+                    baseline.source.runs.get((row, baseline.device)), c.source.runs.get((row, c.device)),
+                    (baseline.label, c.label), retrace)]
                 if cell.status == policy.FAILED:
                     base = baseline.source.runs[(row, baseline.device)]
                     now = c.source.runs[(row, c.device)]
@@ -450,7 +466,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     html = None if args.html is None else Path(os.path.expanduser(args.html))
     if html is not None and html.is_dir():
         raise UsageError(f"--html {args.html} is a directory; name a file, e.g. {html / 'compare.html'}")
-    lines, status = compare_sources(sources, plots=plots, html=html)
+    lines, status = compare_sources(sources, plots=plots, html=html, retrace=not args.no_retrace)
     print("\n".join(lines))
     return status
 
@@ -470,4 +486,8 @@ def add_compare_parser(sub: Any) -> None:
     p.add_argument("--html", default=None, metavar="FILE",
                    help="also write a self-contained HTML report: the matrix, the curves of each cell that "
                         "differs, the environment of each column")
+    p.add_argument("--no-retrace", action="store_true",
+                   help="never re-run a run here to trace the steps where its cell parts from the baseline "
+                        "(by default a run recorded without that trace is re-run when this torch reproduces "
+                        "its losses bitwise)")
     p.set_defaults(func=cmd_compare)

@@ -6,6 +6,7 @@ import functools
 
 import contextlib
 import copy
+import dataclasses
 import json
 
 import pytest
@@ -123,6 +124,11 @@ def test_injected_change_is_localized_to_its_op_and_phase(change, variant_id, st
 def _first_exact_zero_step() -> int:
     """The first step whose backward meets an exact zero in clamp's input (float32, seed 0): the
     step before the first loss that relu's gradient at 0 changes."""
+    from reference.torch_facts import clamp_passes_gradient_at_zero
+
+    if not clamp_passes_gradient_at_zero():  # torch >= 2.14: the change this case injects is this torch's own
+        pytest.skip(f"torch {torch.__version__}'s clamp(min=0) already has relu's gradient at 0: "
+                    "injecting it changes nothing (the tox results compare it against 2.13's)")
     plain = reference.run("mlp.autograd", steps=300, threads=1).losses
     with INJECTIONS["clamp(min=0) grad at 0: 1 -> 0 (relu's)"]():
         relu = reference.run("mlp.autograd", steps=300, threads=1).losses
@@ -158,6 +164,26 @@ def test_alignment_survives_an_inserted_op():
     c["steps"]["0"].insert(0, _fake_op("0123456789abcdef"))
     line = trace.localize(a, c).line()
     assert line.startswith("first differing op: aten::add_.Tensor at step 0 (update)"), line
+
+
+def test_a_changed_mask_from_identical_inputs_is_named_as_the_origin_of_the_floats_it_changes():
+    """torch 2.14's clamp backward (seen in the tox results): `gt` where 2.13 ran `ge`, a bool mask
+    that differs only at exact zeros, feeding the same `where`. The mask op is the origin."""
+    step = _first_exact_zero_step()
+    a = _traced("mlp.autograd", step)
+    b = copy.deepcopy(a)
+    ops = b["steps"][str(step)]
+    i = next(i for i, op in enumerate(ops) if op[0] == "aten::ge.Scalar")
+    mask, where = ops[i], ops[i + 1]
+    assert where[0] == "aten::where.self" and mask[4][0][0] in where[5], (mask, where)
+    old_mask = mask[4][0][0]
+    mask[0], mask[4][0][0] = "aten::gt.Scalar", "0123456789abcdef"
+    where[5] = ["0123456789abcdef" if d == old_mask else d for d in where[5]]
+    where[4][0] = ["fedcba9876543210", where[4][0][1] + 1.0, where[4][0][2] + 1.0, where[4][0][3]]
+    line = trace.localize(a, b).line()
+    assert line.startswith(f"first differing op: aten::gt.Scalar at step {step} (backward)"), line
+    assert "baseline ran aten::ge.Scalar; inputs identical (the origin)" in line, line
+    assert "the first floats it changes are aten::where.self's" in line, line
 
 
 def test_beyond_the_rounding_allowance_and_within_it():
@@ -245,3 +271,129 @@ def test_compare_prints_the_line_for_a_cell_that_is_not_exact(tmp_path):
     lines, _ = compare_sources([load_source(tmp_path / "a", "a"), load_source(tmp_path / "b", "b")], plots=None)
     located = [line.strip() for line in lines if "first differing op" in line]
     assert located and located[0].startswith("first differing op: aten::addcmul_ at step 0 (update)"), lines
+
+
+# --- compare across versions: the steps where two columns part (reference/departure.py) -----------
+
+CLAMP = "clamp(min=0) grad at 0: 1 -> 0 (relu's)"  # stands in for torch 2.14's clamp backward
+
+
+@pytest.fixture(scope="module")
+def two_versions(tmp_path_factory):
+    """Two recordings of mlp.autograd float32 seed 0, as two torch versions would record them: `a`
+    this torch (equal to a golden written here, so it records only its first steps' trace), `b`
+    under the clamp change (it leaves the golden at the first exact zero and records that step)."""
+    from reference import golden
+    from reference.compare import save_results
+
+    root = tmp_path_factory.mktemp("versions")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TES_GOLDENS_DIR", str(root / "goldens"))
+        plain = reference.run("mlp.autograd", threads=1, trace_steps=[0, 1])
+        golden.write(GoldenKey("mlp.autograd", "float32", 0), plain)
+        save_results(root / "a" / "main.json", [plain], trace_departures=True)
+        with INJECTIONS[CLAMP]():
+            changed = reference.run("mlp.autograd", threads=1, trace_steps=[0, 1])
+            save_results(root / "b" / "main.json", [changed], trace_departures=True)
+    return root, plain, changed
+
+
+def _compare(root, *names, **kwargs):
+    from reference.compare import compare_sources, load_source
+
+    lines, _ = compare_sources([load_source(root / n, n) for n in names], plots=None, **kwargs)
+    return [line.strip() for line in lines]
+
+
+def test_recording_keeps_the_trace_of_the_steps_where_a_run_leaves_its_golden(two_versions):
+    from reference.compare import load_source
+
+    root, plain, changed = two_versions
+    step = _first_exact_zero_step()
+    (a,), (b,) = (list(load_source(root / n, n).runs.values()) for n in "ab")
+    assert sorted(a.trace["steps"], key=int) == ["0", "1"] and "departs_from_golden" not in a.trace
+    assert b.trace["departs_from_golden"] == step + 1
+    assert sorted(b.trace["steps"], key=int) == ["0", "1", str(step), str(step + 1)]
+    assert b.losses == changed.losses and a.losses == plain.losses
+
+
+def test_compare_names_clamps_backward_where_versions_part_rerunning_the_other_here(two_versions):
+    root, _, _ = two_versions
+    step = _first_exact_zero_step()
+    lines = _compare(root, "a", "b")
+    located = [line for line in lines if line.startswith("first differing op")]
+    assert located and located[0].startswith(
+        f"first differing op: aten::threshold_backward at step {step} (backward)"), lines
+    assert "(the origin)" in located[0], located[0]
+    origin = next(line for line in lines if line.startswith("(losses part at step"))
+    assert f"a re-run here on torch {torch.__version__}" in origin and "b recorded" in origin, origin
+    assert f"losses bitwise equal through step {step + 1}, same start state" in origin, origin
+
+
+def test_compare_without_retracing_says_which_trace_is_missing(two_versions):
+    root, _, _ = two_versions
+    step = _first_exact_zero_step()
+    lines = _compare(root, "a", "b", retrace=False)
+    assert not any(line.startswith("first differing op") for line in lines), lines
+    assert f"op not located: the losses part at step {step + 1}; a has no op trace of steps {step}-{step + 1} " \
+           "(re-running is off)" in lines, lines
+
+
+def test_compare_refuses_to_rerun_a_column_this_torch_does_not_reproduce(two_versions, tmp_path):
+    from reference.compare import save_results
+
+    root, plain, _ = two_versions
+    other = dataclasses.replace(plain, losses=[*plain.losses[:3], plain.losses[3] * 2, *plain.losses[4:]])
+    save_results(tmp_path / "other" / "main.json", [other])  # as another torch's: loss 3 differs
+    (tmp_path / "b").symlink_to(root / "b")
+    text = "\n".join(_compare(tmp_path, "other", "b"))
+    assert "first differing op" not in text, text
+    assert (f"op not located: the losses part at step 3; other has no op trace of steps 2-3, and torch "
+            f"{torch.__version__} here does not reproduce its losses (they differ from step 3)") in text, text
+
+
+@pytest.mark.slow
+def test_torch213_to_torch214_is_clamps_backward_at_the_first_exact_zero_from_the_tox_results():
+    """End to end on the real recordings (`tox -e torch213,torch214`, or `pytest --record-trajectories
+    results/torchNNN` under each torch): compare names clamp's backward at the step before the first
+    loss the two versions disagree on. Run it under torch 2.13: the 2.14 recording keeps the trace
+    of the steps where it leaves the goldens, the 2.13 column (equal to them) is re-run here."""
+    from pathlib import Path
+
+    from reference.compare import compare_sources, load_source
+
+    if not torch.__version__.startswith("2.13."):
+        pytest.skip(f"re-runs the torch 2.13 column here: run it under torch 2.13, not {torch.__version__}")
+    root = Path(__file__).resolve().parent.parent / "results"
+    missing = [n for n in ("torch213", "torch214") if not (root / n).is_dir()]
+    if missing:
+        pytest.skip(f"no recorded {', '.join(missing)} under {root} (tox -e torch213,torch214)")
+    sources = [load_source(root / n, n) for n in ("torch213", "torch214")]
+    runs = [next(t for t in s.runs.values() if (t.variant, t.dtype, t.seed, t.steps) == ("mlp.autograd", "float32", 0, 500))
+            for s in sources]
+    assert runs[0].torch_version.startswith("2.13.") and runs[1].torch_version.startswith("2.14."), runs
+    k = next(i for i, (a, b) in enumerate(zip(runs[0].losses, runs[1].losses)) if a != b)
+    lines, _ = compare_sources(sources, plots=None)
+    head = next(i for i, line in enumerate(lines) if line[2:].startswith("mlp.autograd float32 seed 0 [torch214]:"))
+    # torch 2.14.1's clamp backward masks with `gt` where 2.13 used `ge`: the gradient at exactly 0
+    assert lines[head + 1].strip().startswith(
+        f"first differing op: aten::gt.Scalar at step {k - 1} (backward)"), lines[head:head + 3]
+    assert "baseline ran aten::ge.Scalar; inputs identical (the origin)" in lines[head + 1], lines[head + 1]
+    assert "aten::where.self" in lines[head + 1], lines[head + 1]
+
+
+def test_a_departure_that_cannot_be_rerun_leaves_the_recorded_run_as_it_was(two_versions, monkeypatch):
+    from reference import departure
+
+    root, _, changed = two_versions
+    step = _first_exact_zero_step()
+    monkeypatch.setenv("TES_GOLDENS_DIR", str(root / "goldens"))
+    calls = []
+
+    def boom(t, steps):
+        calls.append(steps)
+        raise RuntimeError("the re-run failed")
+
+    monkeypatch.setattr(departure, "rerun_traced", boom)
+    assert departure.record_departure(changed) is changed
+    assert calls == [[step, step + 1]], "the re-run was not attempted"

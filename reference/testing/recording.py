@@ -61,7 +61,8 @@ def record_trajectories(config: pytest.Config, trajectories: list) -> None:
     out = recording_dir(config)
     if out is None or not trajectories:
         return
-    from ..trajectory import save_trajectories
+    from ..compare import save_results
 
     worker = config.workerinput["workerid"] if hasattr(config, "workerinput") else "main"
-    save_trajectories(out / f"{worker}.json", trajectories, full_params=False, recorded_by=RECORDED_BY)
+    # runs that leave their golden keep the trace of where they leave it (reference.departure)
+    save_results(out / f"{worker}.json", trajectories, recorded_by=RECORDED_BY, trace_departures=True)
