@@ -237,6 +237,16 @@ def test_record_trajectories_writes_the_sessions_shared_runs_and_replaces_only_i
     assert all(t.environment.get("cpu_model") for t, _ in compare._read_file(out / "main.json"))
 
 
+def test_record_trajectories_creates_a_directory_that_does_not_exist_yet(pytester):
+    """A tox env's first run: results/<env>/ is not there yet (this raised UnboundLocalError and
+    ended the session with INTERNALERROR on edd2dd6)."""
+    pytester.makepyfile(RECORDING_TESTS)
+    out = pytester.path / "results" / "new-env"
+    result = _record(pytester, out)
+    result.assert_outcomes(passed=2)
+    assert sorted(p.name for p in out.iterdir()) == ["main.json"]
+
+
 @pytest.mark.parametrize("theirs", ["main.json", "gw0.json", "baseline.json"])
 def test_record_trajectories_refuses_a_directory_holding_results_it_did_not_write(pytester, theirs):
     """Reproducer: `pytest --record-trajectories DIR` deleted main.json / gw*.json the user had in DIR."""
