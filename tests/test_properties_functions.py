@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -108,6 +108,10 @@ def test_myrelu_forward_equals_clamp_bit_for_bit(device, dtype, data):
 
 
 @pytest.mark.dtypes(*FLOAT_DTYPES)
+# Two tensors of one shape a call: in float16 Hypothesis sometimes rejects many draws before it keeps
+# enough (FailedHealthCheck filter_too_much, seen once under the random dev profile). That is a slow
+# generation, not a wrong gradient: the check is off here, the property is not.
+@settings(suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(data=st.data())
 def test_myrelu_backward_equals_clamp_backward_bit_for_bit_except_at_0_where_clamp_blocks(device, dtype, data):
     """Same gradient as clamp(min=0), bit for bit, for every incoming gradient (non-finite ones
