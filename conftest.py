@@ -184,8 +184,9 @@ def cached_run(pytestconfig: pytest.Config):
         key = (p.variant.id, p.seed, str(p.device), p.dtype, p.steps, p.threads,
                tuple(sorted(p.hyperparameters.items())), p.compile)
         if key not in cache:
-            if _recording_dir(pytestconfig) is not None and "trace_steps" not in kwargs:
-                # what `compare` needs to name the op that changed (reference/trace.py)
+            if _recording_dir(pytestconfig) is not None and "trace_steps" not in kwargs and p.compile is None:
+                # what `compare` needs to name the op that changed (reference/trace.py); not for
+                # compiled runs: dynamo does not compile under the trace's dispatch mode
                 from reference.trace import GOLDEN_TRACE_STEPS
 
                 kwargs = dict(kwargs, trace_steps=range(min(GOLDEN_TRACE_STEPS, p.steps)))

@@ -374,6 +374,11 @@ def execute(
 ) -> Trajectory:
     """reference.run, plus an on_step(t, loss) hook for progress printing."""
     p = plan(variant_id, **arguments)
+    if trace_steps is not None and p.compile is not None:
+        # dynamo skips a frame first called inside the trace's dispatch mode, and keeps skipping it:
+        # the "compiled" run would be eager
+        raise ValueError(f"trace_steps cannot be recorded in a compile={p.compile!r} run (dynamo does not compile "
+                         f"under the trace's dispatch mode). Valid choices: trace_steps=None, or compile=None")
     variant, dev, dtype_name, hp, steps, seed = p.variant, p.device, p.dtype, p.hyperparameters, p.steps, p.seed
     module = variant.module()
 

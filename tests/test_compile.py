@@ -66,7 +66,11 @@ def judge_compiled(request, artifacts_dir, cached_run, variant_id: str, seed: in
     run = cached_run(variant_id, seed=seed, dtype=dtype, device=device, steps=key.steps,
                      threads=CANONICAL_THREADS, compile=backend)
     assert run.compile == backend and set(run.compile_stats) == {"graphs", "graph_breaks", "recompiles"}
-    verdict = policy.compare(variant_id, dtype, run.losses, gold, device=device, golden64=gold64)
+    assert run.compile_stats["graphs"] >= 1, f"dynamo compiled nothing in this run: {run.compile_stats}"
+    # the golden tests' judgement (reference.check.judge_golden): losses and final parameters
+    verdict = policy.compare(variant_id, dtype, run.losses, gold, device=device, golden64=gold64,
+                             now_params=golden.params_record(run.params),
+                             golden_params=golden.read(key)["final_params"])
     where = f"{device} compile={backend}"
     request.node.user_properties.append(
         (GOLDEN_PROPERTY, verdict.summary().replace(f"{dtype}:", f"{dtype} compile={backend}:", 1)))
@@ -156,6 +160,16 @@ def test_compare_gives_compiled_runs_their_own_column_judged_against_eager(tmp_p
     assert rows["run"] == ["torch213:cpu", "torch213-compile:cpu+aot_eager", "torch213-compile:cpu+inductor"]
     assert rows["mlp.nn float64 seed 0"][:2] == ["baseline", "exact"]
     assert rows["mlp.nn float64 seed 0"][2].startswith("close 1.0e-08")
+
+
+def test_a_compiled_run_refuses_an_op_trace_instead_of_running_eagerly():
+    """dynamo does not compile a frame first called under the trace's dispatch mode (nor later):
+    a traced "compiled" run would be an eager one. --record-trajectories leaves compiled runs untraced."""
+    import reference
+
+    with pytest.raises(ValueError, match=r"trace_steps cannot be recorded in a compile='aot_eager' run.*"
+                                         r"Valid choices: trace_steps=None, or compile=None"):
+        reference.run("mlp.nn", steps=2, compile="aot_eager", trace_steps=[0])
 
 
 def test_inductor_without_a_cpp_compiler_is_refused_naming_the_backends_that_can_run(monkeypatch):
