@@ -226,8 +226,8 @@ def prepare_recording_dir(out) -> list:
     refused (pytest.UsageError), and nothing in it is touched. Returns the files removed."""
     if out.exists() and not out.is_dir():
         raise pytest.UsageError(f"--record-trajectories {out}: is a file, not a directory")
+    ours, foreign = [], []
     if out.is_dir():
-        ours, foreign = [], []
         for path in sorted(out.glob("*.json")):
             if path.name.startswith("."):
                 continue
