@@ -85,8 +85,10 @@ def merge(base: dict | None, extra: dict, **head: Any) -> dict:
 
 def record_departure(t: Trajectory) -> Trajectory:
     """`t`, with the trace of the steps where its losses leave its golden bitwise added (head field
-    "departs_from_golden": the first differing loss); `t` itself when it has no golden, equals it,
+    "departs_from_golden": the first differing loss); `t` itself when it is compiled, has no golden, equals it,
     already has those steps, or a re-run here does not reproduce it (then nothing is claimed)."""
+    if t.compile is not None:
+        return t  # a compiled run cannot be traced (reference.harness.execute refuses it)
     gold = _golden_losses(t)
     if gold is None:
         return t

@@ -350,6 +350,11 @@ def execute(
     trace_steps: record the op trace of those steps (reference.trace); start: train from these
     values (named as make() names them: e.g. the NumPy program's start, for its torch translation)
     instead of the plan's own draw."""
+    if trace_steps is not None and p.compile is not None:
+        # dynamo skips a frame first called inside the trace's dispatch mode, and keeps skipping it:
+        # the "compiled" run would be eager
+        raise ValueError(f"trace_steps cannot be recorded in a compile={p.compile!r} run (dynamo does not compile "
+                         f"under the trace's dispatch mode). Valid choices: trace_steps=None, or compile=None")
     variant, dev, dtype_name, hp, steps, seed = p.variant, p.device, p.dtype, p.hyperparameters, p.steps, p.seed
     module = variant.module()
 
