@@ -51,10 +51,13 @@ def pytest_configure(config) -> None:
     original = harness.execute
     calls: list[tuple[str, dict, float]] = []
 
-    def logged_execute(p, *, on_step=None, trace_steps=None):
+    def logged_execute(p, **options):
         start = time.perf_counter()
-        result = original(p, on_step=on_step, trace_steps=trace_steps)  # failures are not logged
-        calls.append((p.variant.id, dict(p.arguments(), trace_steps=trace_steps), time.perf_counter() - start))
+        result = original(p, **options)  # failures are not logged
+        # replayed as reference.run(variant, **arguments): a run given its start (start=) is replayed
+        # from its own draw, the same work
+        calls.append((p.variant.id, dict(p.arguments(), trace_steps=options.get("trace_steps")),
+                      time.perf_counter() - start))
         return result
 
     harness.execute = logged_execute
