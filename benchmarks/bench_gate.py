@@ -125,7 +125,7 @@ import pickle, sys, time
 start = time.perf_counter()
 import torch
 import reference
-torch.set_num_threads(1)  # as in the test session (conftest.py)
+torch.set_num_threads(1)  # as in the test session (reference/testing/plugin.py)
 skipped = 0
 for variant_id, arguments in pickle.loads(open(sys.argv[1], "rb").read()):
     try:

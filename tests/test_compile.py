@@ -232,7 +232,7 @@ def test_inductor_tests_skip_without_a_cpp_compiler_and_fail_under_require_compi
 
 # In the default gate, so that every torch version the gate runs on checks this private API: its three
 # aot_eager compiles cost 1.2 s of CPU (2026-11-30, torch 2.13.0, load 11 on 2 cores; torch._dynamo is
-# imported by conftest.py anyway) and write no cache files.
+# imported by the plugin anyway) and write no cache files.
 def test_dynamo_counts_see_graphs_breaks_and_recompiles():
     from reference.compiling import compiled_run
 
