@@ -67,20 +67,18 @@ class GoldenJudgement:
 
 
 def judge_golden(key: GoldenKey, device: str = "cpu", *, runner: Callable[..., Trajectory] | None = None,
-                 threads: int | None = None, compile: str | None = None) -> GoldenJudgement:
+                 threads: int | None = None) -> GoldenJudgement:
     """Run `key`'s variant from its seed on `device` and judge it against its golden under the policy.
 
     runner: reference.run or a memoised stand-in (the pytest gate's cached_run). threads: default the
-    gate's (golden.gate_threads(): 1, or TES_THREADS). compile: run through torch.compile with that
-    backend, judged against the eager golden (reference/compiling.py). Raises GoldenError for a missing or corrupt
+    gate's (golden.gate_threads(): 1, or TES_THREADS). Raises GoldenError for a missing or corrupt
     golden, before anything runs.
     """
     gold = golden.read(key)
     gold64 = golden.read(GoldenKey(key.variant, "float64", key.seed))["losses"] if key.dtype != "float64" else None
     run = runner or reference_run
     now = run(key.variant, seed=key.seed, dtype=key.dtype, device=device, steps=key.steps,
-              threads=golden.gate_threads() if threads is None else threads,
-              **({} if compile is None else {"compile": compile}))
+              threads=golden.gate_threads() if threads is None else threads)
     verdict = policy.compare(key.variant, key.dtype, now.losses, gold["losses"], device=device, golden64=gold64,
                              now_params=golden.params_record(now.params), golden_params=gold["final_params"])
     return GoldenJudgement(key, device, verdict, now, gold, gold64)

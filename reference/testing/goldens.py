@@ -41,16 +41,6 @@ class GoldenResult:
         return self.summary
 
 
-@dataclass
-class Judged:
-    """A comparison made: the verdict, and the failure text when it fails (or is not bitwise where
-    bitwise was claimed)."""
-
-    verdict: policy.Verdict
-    now: Trajectory
-    problem: str | None
-
-
 def update_command(nodeid: str) -> str:
     return f'pytest "{nodeid}" --update-goldens'
 
@@ -65,45 +55,30 @@ class Golden:
     def updating(self) -> bool:
         return bool(self._request.config.getoption("--update-goldens"))
 
-    def check(self, key: GoldenKey, *, device: str = "cpu", compile: str | None = None,
-              bitwise: bool = False) -> policy.Verdict | None:
-        """Judge `key` on `device` (compiled with `compile`, against the eager golden); fail the test
-        with the golden report unless the policy passes it (and, with bitwise, unless it is exact).
-        Under --update-goldens, rewrite the golden instead (CPU, eager) and return None."""
+    def check(self, key: GoldenKey, *, device: str = "cpu") -> policy.Verdict | None:
+        """Judge `key` on `device`; fail the test with the golden report unless the policy passes it.
+        Under --update-goldens, rewrite the golden instead (CPU only) and return None."""
         self._skip_unless_supported(key, device)
         if self.updating:
-            return self._update(key, device, compile)
-        judged = self.judge(key, device=device, compile=compile, bitwise=bitwise)
-        if judged.problem is not None:
-            pytest.fail(judged.problem, pytrace=False)
-        return judged.verdict
-
-    def judge(self, key: GoldenKey, *, device: str = "cpu", compile: str | None = None,
-              bitwise: bool = False) -> Judged:
-        """check() without failing: the verdict and the failure text, recorded for the summary."""
+            return self._update(key, device)
         from ..check import judge_golden
 
         try:
-            judged = judge_golden(key, device, runner=self._run, compile=compile)
+            judged = judge_golden(key, device, runner=self._run)
         except GoldenError as exc:
             hint = (f"\ncreate or refresh it with: {update_command(self._request.node.nodeid)}"
                     if "missing" in str(exc) else "")
             pytest.fail(f"{exc}{hint}", pytrace=False)
         verdict, now = judged.verdict, judged.now
-        where = device if compile is None else f"{device} compile={compile}"
-        summary = verdict.summary()
-        if compile is not None:
-            summary = summary.replace(f"{key.dtype}:", f"{key.dtype} compile={compile}:", 1)
-        self._record(GoldenResult(str(key), device, compile, verdict.status if verdict.ok else "failed", summary))
-        problem = None
+        self._record(GoldenResult(str(key), device, None, verdict.status if verdict.ok else "failed", verdict.summary()))
         if not verdict.ok:
-            problem = (f"golden mismatch for {key} on {where} ({golden.golden_label(now, judged.golden)})\n"
-                       + self._located(key, device, now, compile) + _environment_note(now, judged.golden)
-                       + self._artifact_report(key, where, verdict, now.losses, judged))
-        elif bitwise and verdict.status != policy.EXACT:
-            problem = (f"{key} on {where} is not bitwise the eager golden (it claims to run eager kernels)\n"
-                       + self._artifact_report(key, where, verdict, now.losses, judged))
-        return Judged(verdict, now, problem)
+            from ..trace import explain_golden_failure
+
+            pytest.fail(f"golden mismatch for {key} on {device} ({golden.golden_label(now, judged.golden)})\n"
+                        + explain_golden_failure(key, dict(device=device, threads=now.threads)) + "\n"
+                        + _environment_note(now, judged.golden)
+                        + self._artifact_report(key, device, verdict, now.losses, judged), pytrace=False)
+        return verdict
 
     def _skip_unless_supported(self, key: GoldenKey, device: str) -> None:
         from ..catalogue import lookup
@@ -114,9 +89,9 @@ class Golden:
         if device.split(":")[0] not in variant.devices:
             pytest.skip(f"{key.variant} runs on {', '.join(variant.devices)} only")
 
-    def _update(self, key: GoldenKey, device: str, compile: str | None) -> None:
-        if device != golden.CANONICAL_DEVICE or compile is not None:
-            pytest.skip("goldens are recorded on the CPU, eagerly; --update-goldens leaves this test alone")
+    def _update(self, key: GoldenKey, device: str) -> None:
+        if device != golden.CANONICAL_DEVICE:
+            pytest.skip("goldens are recorded on the CPU; --update-goldens leaves CUDA tests alone")
         fresh = self._run(key.variant, seed=key.seed, dtype=key.dtype, steps=key.steps, threads=CANONICAL_THREADS)
         path = golden.write(key, fresh)
         from ..trace import write_golden_trace
@@ -126,13 +101,6 @@ class Golden:
 
     def _record(self, result: GoldenResult) -> None:
         self._request.node.user_properties.append((GOLDEN_PROPERTY, asdict(result)))
-
-    def _located(self, key: GoldenKey, device: str, now: Trajectory, compile: str | None) -> str:
-        if compile is not None:
-            return ""  # the op trace compares eager runs (reference/trace.py)
-        from ..trace import explain_golden_failure
-
-        return explain_golden_failure(key, dict(device=device, threads=now.threads)) + "\n"
 
     def _artifact_report(self, key: GoldenKey, where: str, verdict: policy.Verdict, now: list[float],
                          judged: Any) -> str:
