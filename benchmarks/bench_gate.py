@@ -42,11 +42,13 @@ LOG_ENV = "BENCH_GATE_LOG_DIR"
 
 def pytest_configure(config) -> None:
     log_dir = os.environ.get(LOG_ENV)
-    if not log_dir:
-        return
+    is_worker = hasattr(config, "workerinput")
+    if not log_dir or (not is_worker and config.getoption("dist", "no") != "no"):
+        return  # xdist's controller runs no test (and imports no torch)
     import reference.harness as harness
+    from reference.injections import active
 
-    worker = config.workerinput["workerid"] if hasattr(config, "workerinput") else "main"
+    worker = config.workerinput["workerid"] if is_worker else "main"
     log_path = Path(log_dir) / f"{worker}.pickle"
     original = harness.execute
     calls: list[tuple[str, dict, float]] = []
@@ -54,10 +56,11 @@ def pytest_configure(config) -> None:
     def logged_execute(p, **options):
         start = time.perf_counter()
         result = original(p, **options)  # failures are not logged
-        # replayed as reference.run(variant, **arguments): a run given its start (start=) is replayed
-        # from its own draw, the same work
+        # replayed as reference.run(variant, **arguments) under the same injections (a changed
+        # program: another run, not a repeat); a run given its start (start=) is replayed from its
+        # own draw, the same work
         calls.append((p.variant.id, dict(p.arguments(), trace_steps=options.get("trace_steps")),
-                      time.perf_counter() - start))
+                      active(), time.perf_counter() - start))
         return result
 
     harness.execute = logged_execute
@@ -93,7 +96,7 @@ def run_gate(extra: list[str], log_dir: Path, pytest_args: list[str]) -> tuple[f
 
 @dataclass
 class RunLog:
-    distinct: list  # every distinct (variant, arguments) of the logs
+    distinct: list  # every distinct (variant, arguments, injections in effect) of the logs
     made: int = 0  # runs the first log's gate made
     made_s: float = 0.0  # their summed time
     repeated: int = 0  # of those, runs that repeat one already made (by another worker)
@@ -106,9 +109,9 @@ def read_logs(log_dirs: list[Path]) -> RunLog:
     made_in_first: set[str] = set()
     for i, log_dir in enumerate(log_dirs):
         for path in sorted(log_dir.glob("*.pickle")):
-            for variant_id, arguments, elapsed in pickle.loads(path.read_bytes()):
-                key = repr((variant_id, sorted(arguments.items(), key=lambda kv: kv[0])))
-                seen.setdefault(key, (variant_id, arguments))
+            for variant_id, arguments, changes, elapsed in pickle.loads(path.read_bytes()):
+                key = repr((variant_id, sorted(arguments.items(), key=lambda kv: kv[0]), changes))
+                seen.setdefault(key, (variant_id, arguments, changes))
                 if i == 0:
                     log.made += 1
                     log.made_s += elapsed
@@ -126,10 +129,15 @@ start = time.perf_counter()
 import torch
 import reference
 torch.set_num_threads(1)  # as in the test session (reference/testing/plugin.py)
+from contextlib import ExitStack
+from reference.injections import INJECTIONS
 skipped = 0
-for variant_id, arguments in pickle.loads(open(sys.argv[1], "rb").read()):
+for variant_id, arguments, changes in pickle.loads(open(sys.argv[1], "rb").read()):
     try:
-        reference.run(variant_id, **arguments)
+        with ExitStack() as stack:
+            for name in changes:
+                stack.enter_context(INJECTIONS[name]())
+            reference.run(variant_id, **arguments)
     except Exception as exc:  # a run that needed its test's surroundings (a temp dir, ...)
         skipped += 1
         print(f"floor: skipped {variant_id} {arguments}: {exc!r}", file=sys.stderr)
@@ -137,7 +145,7 @@ print(time.perf_counter() - start, skipped)
 """
 
 
-def measure_floor(runs: list[tuple[str, dict]]) -> tuple[float, float, float, int]:
+def measure_floor(runs: list[tuple[str, dict, tuple[str, ...]]]) -> tuple[float, float, float, int]:
     """(wall time of a fresh process doing every run once, its CPU time, of which the runs after
     the imports (wall), the number of runs that could not be replayed outside their test)."""
     with tempfile.NamedTemporaryFile(suffix=".pickle", delete=False) as f:

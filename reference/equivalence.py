@@ -74,17 +74,18 @@ Runner = Callable[..., Trajectory]
 
 def run_pair(row: Equivalence, seed: int, dtype: str, *, device: str = "cpu", runner: Runner | None = None,
              threads: int = 1) -> tuple[Trajectory, Trajectory]:
-    """Both runs of the row from its start: (a, b). runner: reference.run or a memoised stand-in."""
+    """Both runs of the row from its start: (a, b). runner: reference.run or a memoised stand-in
+    (the gate's cached_run) for the runs made from a seed."""
+    run = runner or _run
     if row.start == "seed":
-        run = runner or _run
         return (run(row.a, seed=seed, dtype=dtype, device=device, threads=threads),
                 run(row.b, seed=seed, dtype=dtype, device=device, threads=threads))
-    # the NumPy program's own float64 draw, given to its torch translation too
-    numpy_plan = plan(row.b, seed=seed, dtype="float64", threads=threads)
-    start = draw_start(numpy_plan)
+    # the NumPy program's own float64 draw (the one its run from the seed makes), given to its
+    # torch translation too
+    start = draw_start(plan(row.b, seed=seed, dtype="float64", threads=threads))
     as_torch = {k: torch.as_tensor(np.array(v, dtype=np.float64)) for k, v in start.items()}
     return (execute(plan(row.a, seed=seed, dtype="float64", device=device, threads=threads), start=as_torch),
-            execute(numpy_plan, start=start))
+            run(row.b, seed=seed, dtype="float64", threads=threads))
 
 
 def _run(variant_id: str, **kwargs: Any) -> Trajectory:

@@ -18,23 +18,11 @@ from .environment import describe as describe_environment
 from .files import atomic_write
 from .harness import Trajectory
 from .policy import golden_seeds, golden_steps
+from .threads import CANONICAL_THREADS, THREADS_ENV, gate_threads  # noqa: F401 (the golden API names them)
 from .trajectory import decode_floats, encode_floats
 
 SCHEMA = 1
-CANONICAL_THREADS = 1
 CANONICAL_DEVICE = "cpu"
-THREADS_ENV = "TES_THREADS"
-
-
-def gate_threads() -> int:
-    """Threads for the gate's runs: the goldens' 1, unless TES_THREADS names another count (the
-    stability runs of benchmarks/stability.py: the policy must hold at any thread count)."""
-    raw = os.environ.get(THREADS_ENV, "")
-    if raw == "":
-        return CANONICAL_THREADS
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{THREADS_ENV}={raw!r} is not a thread count. Valid choices: an integer >= 1, or unset (1)")
-    return int(raw)
 
 
 class GoldenError(Exception):

@@ -96,7 +96,26 @@ def tf32_like_matmul():
     return stack
 
 
-INJECTIONS: dict[str, Callable[[], contextlib.AbstractContextManager]] = {
+_ACTIVE: list[str] = []  # the injections in effect in this process, innermost last
+
+
+def active() -> tuple[str, ...]:
+    """The names of the INJECTIONS in effect: a run made now is not the program's own (the gate's
+    shared runs refuse to be made under one; benchmarks/bench_gate.py replays it under the same)."""
+    return tuple(_ACTIVE)
+
+
+@contextlib.contextmanager
+def _in_effect(name: str, change: Callable[[], contextlib.AbstractContextManager]) -> Iterator[None]:
+    with change():
+        _ACTIVE.append(name)
+        try:
+            yield
+        finally:
+            _ACTIVE.remove(name)
+
+
+_CHANGES: dict[str, Callable[[], contextlib.AbstractContextManager]] = {
     "adam eps 1e-8 -> 1e-6": lambda: with_default(torch.optim.Adam, eps=1e-6),
     "adam betas (0.9, 0.999) -> (0.9, 0.99)": lambda: with_default(torch.optim.Adam, betas=(0.9, 0.99)),
     "sgd dampening 0 -> 0.01": lambda: with_default(torch.optim.SGD, dampening=0.01),
@@ -107,4 +126,7 @@ INJECTIONS: dict[str, Callable[[], contextlib.AbstractContextManager]] = {
     "clamp(min=0) grad at 0: 1 -> 0 (relu's)": relu_style_clamp,
     "Linear init kaiming a=sqrt(5) -> 0": kaiming_a0,
     "float32 matmul at TF32 precision": tf32_like_matmul,
+}
+INJECTIONS: dict[str, Callable[[], contextlib.AbstractContextManager]] = {
+    name: functools.partial(_in_effect, name, change) for name, change in _CHANGES.items()
 }

@@ -11,13 +11,22 @@ from pathlib import Path
 import pytest
 import torch
 
-from reference import check, golden
+from reference import check, golden, injections
 from reference.cli import main
 from reference.golden import GoldenKey
 from report_page import Page
 
 # the cheapest golden rows (about a second each at one thread)
 CHEAP = "poly.tensor"
+
+
+@pytest.fixture(autouse=True)
+def check_shares_the_session_runs(monkeypatch, cached_run):
+    """The check's runs of the unchanged program are the session's (cached_run); under an injection
+    it makes its own, as the installed command does."""
+    own_run = check.reference_run
+    monkeypatch.setattr(check, "reference_run",
+                        lambda *args, **kwargs: (own_run if injections.active() else cached_run)(*args, **kwargs))
 
 
 def run_check(capsys, *args) -> tuple[int, str, str]:

@@ -6,9 +6,10 @@ from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from reference.testing import plugin
-from reference.testing.goldens import DEVICE_CHECK_PROPERTY, GOLDEN_PROPERTY, GoldenResult
+from reference.testing.summary import DEVICE_CHECK_PROPERTY, GOLDEN_PROPERTY, GoldenResult
 from reference import golden
 from reference.golden import GoldenKey
 
@@ -60,7 +61,7 @@ class _Reporter:
 
 def test_summary_lists_device_checks_apart_from_golden_comparisons(monkeypatch):
     monkeypatch.setattr(golden, "recorded_torch_versions", lambda: {"2.13.0+cpu"})
-    monkeypatch.setattr(plugin.torch, "__version__", "2.11.0+cu128")
+    monkeypatch.setattr(torch, "__version__", "2.11.0+cu128")
     reporter = _Reporter([
         (GOLDEN_PROPERTY, _result("mlp.nn cuda float32: close, max relative error 3e-06 at step 40")),
         (DEVICE_CHECK_PROPERTY, "device check: cuda:0 vs cpu, same torch 2.11.0+cu128, same start: "
@@ -75,7 +76,7 @@ def test_summary_lists_device_checks_apart_from_golden_comparisons(monkeypatch):
 
 
 def test_summary_adds_no_note_when_the_goldens_come_from_this_torch(monkeypatch):
-    monkeypatch.setattr(golden, "recorded_torch_versions", lambda: {plugin.torch.__version__})
+    monkeypatch.setattr(golden, "recorded_torch_versions", lambda: {torch.__version__})
     reporter = _Reporter([(GOLDEN_PROPERTY, _result("mlp.nn cuda float32: close, max relative error 3e-06"))])
     plugin.pytest_terminal_summary(reporter, 0, None)
     assert not any("goldens recorded on" in line for line in reporter.lines)

@@ -18,7 +18,7 @@ import torch
 from reference import golden, policy
 from reference.compiling import BACKENDS, compilable_variants, expected_deviation, unavailable_reason
 from reference.golden import CANONICAL_THREADS, GoldenKey
-from reference.testing.goldens import GOLDEN_PROPERTY, GoldenResult
+from reference.testing.summary import GOLDEN_PROPERTY, GoldenResult
 
 CASES = [(v, s) for v in compilable_variants() for s in policy.golden_seeds(v)]
 CASE_IDS = [f"{v}-seed{s}" for v, s in CASES]

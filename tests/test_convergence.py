@@ -20,7 +20,7 @@ benchmarks/measure_convergence.py, with a margin; the command and the figures ar
 
 and every variant's loss stays finite (no nan, no inf) at every step.
 
-Each example is one full-length run (0.3-2.5 s at one thread): two seeds per variant in the ci
+Each example is one full-length run (0.3-2.5 s at one thread; the session's shared run, cached_run): two seeds per variant in the ci
 and dev profiles (max_examples 25), more under thorough (500 -> 25). poly.dynamic (30000 steps,
 ~10 s a run) is marked slow.
 """
@@ -79,14 +79,14 @@ def least_squares_optimum(points: int) -> float:
     return float(np.sum((features @ coefficients - np.sin(x)) ** 2))
 
 
-def assert_meets_claims(vid: str, seed: int) -> None:
+def assert_meets_claims(vid: str, seed: int, run_variant) -> None:
     variant = reference.VARIANTS[vid]
     claims = dict(variant.claims)
     unknown = set(claims) - KNOWN_CLAIMS
     assert not unknown, f"{variant.spec_path}: [claims] has keys no test checks: {sorted(unknown)}"
     assert set(claims) - NOT_CLAIMS, f"{variant.spec_path}: [claims] states no claim"
 
-    run = reference.run(vid, seed=seed, threads=1)
+    run = run_variant(vid, seed=seed, threads=1)
     losses = np.asarray(run.losses, dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(losses))
     assert bad.size == 0, f"{vid} seed {seed}: loss is {losses[bad[0]]} at step {bad[0]}"
@@ -117,15 +117,15 @@ def seed_range(vid: str) -> st.SearchStrategy[int]:
 @pytest.mark.parametrize("vid", variant_params())
 @settings(max_examples=EXAMPLES, phases=NO_SHRINK)
 @given(data=st.data())
-def test_variant_meets_its_convergence_claims_for_every_drawn_seed(vid, data):
-    assert_meets_claims(vid, data.draw(seed_range(vid), label="seed"))
+def test_variant_meets_its_convergence_claims_for_every_drawn_seed(vid, data, cached_run):
+    assert_meets_claims(vid, data.draw(seed_range(vid), label="seed"), cached_run)
 
 
 @pytest.mark.parametrize("vid", variant_params())
-def test_variant_meets_its_convergence_claims_at_its_worst_measured_seed(vid):
+def test_variant_meets_its_convergence_claims_at_its_worst_measured_seed(vid, cached_run):
     seed = reference.VARIANTS[vid].claims.get("worst_seed")
     assert seed is not None, f"{reference.VARIANTS[vid].spec_path}: [claims] names no worst_seed"
-    assert_meets_claims(vid, int(seed))
+    assert_meets_claims(vid, int(seed), cached_run)
 
 
 def test_least_squares_optimum_is_the_known_one():

@@ -3,7 +3,8 @@
 
 - "golden" rows: on the golden seed, with the full-length runs the gate makes anyway (cached_run);
 - "drawn" rows: on seeds drawn by Hypothesis from the measured seed_range (a few per run; more under
-  the thorough profile), each example two fresh full-length runs.
+  the thorough profile), each example two full-length runs (shared through cached_run, except the
+  torch translation given the NumPy program's start).
 """
 from __future__ import annotations
 
@@ -57,15 +58,15 @@ def test_equivalent_variants_agree_on_the_golden_seed(row, dtype, cached_run):
 @pytest.mark.parametrize("row", SEEDED_ROWS, ids=_ids(SEEDED_ROWS))
 @settings(max_examples=EXAMPLES, phases=NO_SHRINK)
 @given(seed=SEEDS)
-def test_equivalent_variants_agree_from_the_same_seed(row, device, dtype, seed):
-    assert_equivalent(row, dtype, *run_pair(row, seed, dtype, device=device))
+def test_equivalent_variants_agree_from_the_same_seed(row, device, dtype, seed, cached_run):
+    assert_equivalent(row, dtype, *run_pair(row, seed, dtype, device=device, runner=cached_run))
 
 
 @pytest.mark.parametrize("row", NUMPY_ROWS, ids=_ids(NUMPY_ROWS))
 @settings(max_examples=EXAMPLES, phases=NO_SHRINK)
 @given(seed=SEEDS)
-def test_numpy_and_torch_variants_agree_in_float64_from_the_same_start(row, seed):
-    assert_equivalent(row, "float64", *run_pair(row, seed, "float64"))
+def test_numpy_and_torch_variants_agree_in_float64_from_the_same_start(row, seed, cached_run):
+    assert_equivalent(row, "float64", *run_pair(row, seed, "float64", runner=cached_run))
 
 
 def test_every_row_names_two_variants_that_exist_and_a_tolerance_per_dtype_they_run_in():

@@ -79,23 +79,23 @@ def cubic_optimum(points: int) -> float:
     return float(np.sum((features @ coef - np.sin(x)) ** 2))
 
 
-def _over_optimum(seeds):
+def _over_optimum(seeds, run):
     best = cubic_optimum(reference.VARIANTS["poly.optim"].hyperparameters["points"])
-    documented = [reference.run("poly.optim", seed=s, threads=1).losses[-1] / best for s in seeds]
-    blog_poly = [reference.run("poly.optim", seed=s, threads=1, lr=1e-6).losses[-1] / best for s in seeds]
+    documented = [run("poly.optim", seed=s, threads=1).losses[-1] / best for s in seeds]
+    blog_poly = [run("poly.optim", seed=s, threads=1, lr=1e-6).losses[-1] / best for s in seeds]
     return documented, blog_poly
 
 
-def test_blog_poly_rmsprop_lr_1e_6_stays_far_from_the_optimum_that_lr_1e_3_reaches():
+def test_blog_poly_rmsprop_lr_1e_6_stays_far_from_the_optimum_that_lr_1e_3_reaches(cached_run):
     assert reference.VARIANTS["poly.optim"].hyperparameters["lr"] == 1e-3
-    documented, blog_poly = _over_optimum(POLY["gate_seeds"])
+    documented, blog_poly = _over_optimum(POLY["gate_seeds"], cached_run)
     assert max(documented) <= POLY["documented_max_over_optimum"]
     assert min(blog_poly) >= POLY["blog_poly_min_over_optimum"]
 
 
 @pytest.mark.slow
-def test_blog_poly_rmsprop_lr_1e_6_stays_far_from_the_optimum_on_every_measured_seed():
-    documented, blog_poly = _over_optimum(POLY["measured_seeds"])
+def test_blog_poly_rmsprop_lr_1e_6_stays_far_from_the_optimum_on_every_measured_seed(cached_run):
+    documented, blog_poly = _over_optimum(POLY["measured_seeds"], cached_run)
     assert max(documented) <= POLY["documented_max_over_optimum"]
     assert min(blog_poly) >= POLY["blog_poly_min_over_optimum"]
 

@@ -11,7 +11,7 @@ from reference import golden as golden_files
 from reference import policy
 from reference.golden import CANONICAL_THREADS, GoldenKey
 from reference.harness import check_full_precision
-from reference.testing.goldens import DEVICE_CHECK_PROPERTY
+from reference.testing.summary import DEVICE_CHECK_PROPERTY
 
 pytestmark = pytest.mark.golden
 

@@ -1,14 +1,21 @@
 """The plugin's own machinery (reference/testing): the dtypes marker, the runs shared by xdist
-workers, and the plan key they share by."""
+workers and the plan key they share by, the refusal of a shared run under an injection, and what
+keeps the gate fast (a controller without torch, work stealing)."""
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 import textwrap
 import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from reference.harness import plan
+from reference.injections import INJECTIONS, active
+from reference.testing import plugin
 from reference.testing.runs import SharedRuns, plan_digest
 
 PLUGIN = ("-p", "reference.testing.plugin", "-p", "no:cacheprovider")
@@ -64,18 +71,22 @@ def _slow_run(log_path: str, result: str):
     return execute
 
 
-def _ask(folder: str, log_path: str, out: multiprocessing.Queue) -> None:
-    shared = SharedRuns(__import__("pathlib").Path(folder), _slow_run(log_path, "the run"))
-    out.put(shared.get(plan("poly.nn", steps=3)))
+def _ask(folder: str, log_path: str, what: str, out: multiprocessing.Queue) -> None:
+    shared = SharedRuns(Path(folder), _slow_run(log_path, "the run"))
+    if what == "run":
+        out.put(shared.get(plan("poly.nn", steps=3)))
+    else:  # shared_once's computation
+        out.put(shared.once("scenarios", lambda: _slow_run(log_path, "the run")(None, None)))
 
 
-def test_a_run_two_workers_ask_for_at_once_is_made_once_and_both_get_it(tmp_path):
-    """Two processes (as two xdist workers) ask for the same plan at the same moment: one makes it
-    under the lock, the other waits and reads it; neither makes it twice."""
+@pytest.mark.parametrize("what", ["run", "result"])
+def test_a_run_or_result_two_workers_ask_for_at_once_is_made_once_and_both_get_it(tmp_path, what):
+    """Two processes (as two xdist workers) ask for the same plan (or shared_once name) at the same
+    moment: one makes it under the lock, the other waits and reads it; neither makes it twice."""
     log = tmp_path / "log"
     context = multiprocessing.get_context("fork")
     results = context.Queue()
-    workers = [context.Process(target=_ask, args=(str(tmp_path), str(log), results)) for _ in range(2)]
+    workers = [context.Process(target=_ask, args=(str(tmp_path), str(log), what, results)) for _ in range(2)]
     for w in workers:
         w.start()
     got = [results.get(timeout=60) for _ in workers]
@@ -104,3 +115,42 @@ def test_a_run_that_raises_is_not_shared_and_is_made_again_by_the_next_asker(tmp
         with pytest.raises(RuntimeError, match="out of memory"):
             SharedRuns(tmp_path, failing).get(plan("poly.nn", steps=3))
     assert len(calls) == 2 and not list(tmp_path.glob("*.pickle"))
+
+
+def test_injections_in_effect_are_named_while_they_last():
+    mean, adam = "mse 'sum' -> 'mean'", "adam eps 1e-8 -> 1e-6"
+    assert active() == ()
+    with INJECTIONS[mean]():
+        with INJECTIONS[adam]():
+            assert active() == (mean, adam)
+        assert active() == (mean,)
+    assert active() == ()
+
+
+def test_cached_run_refuses_a_run_under_an_injection_naming_it(cached_run):
+    """A changed program must neither be judged by the program's own shared run nor leave its run
+    to the tests after it."""
+    refused = r"under the injection mse 'sum' -> 'mean'.*reference\.run inside"
+    with INJECTIONS["mse 'sum' -> 'mean'"](), pytest.raises(RuntimeError, match=refused):
+        cached_run("poly.nn", steps=3)
+
+
+def test_loading_the_plugin_imports_no_torch():
+    """The xdist controller loads the plugin and runs no test: it must not pay for torch (~7 s of
+    the gate's wall time, before any worker starts)."""
+    code = "import sys, reference.testing.plugin; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).parent.parent, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("numprocesses, dist, expected", [
+    ("auto", "no", "worksteal"),  # -n auto: the README's gate
+    (2, "load", "load"),  # --dist given: the user's choice
+    (0, "no", "no"),  # -n 0: no workers
+])
+def test_n_without_dist_distributes_by_work_stealing(numprocesses, dist, expected):
+    config = SimpleNamespace(option=SimpleNamespace(numprocesses=numprocesses, dist=dist))
+    plugin.pytest_cmdline_main(config)
+    assert config.option.dist == expected

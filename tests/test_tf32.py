@@ -26,12 +26,17 @@ CUDA = torch.device("cuda")
 PROBE = load_toml("tolerances.toml")["float32_matmul_probe"]
 
 
-@pytest.fixture(scope="module")
-def scenarios() -> list[dict]:
+def _run_scenarios() -> list[dict]:
     out = subprocess.run([sys.executable, str(ROOT / "tests" / "tf32_switch_scenarios.py")],
                          capture_output=True, text=True, timeout=1800, cwd=ROOT)  # hangs only
     assert out.returncode == 0, out.stderr[-2000:]
-    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def scenarios(shared_once) -> list[dict]:
+    """One process of the session runs them (a torch import and ~70 forks); its workers share the rows."""
+    rows = shared_once("tf32 switch scenarios", _run_scenarios)
     errors = [r for r in rows if "child error" in json.dumps(r)]
     assert rows and not errors, errors[:3]
     return rows

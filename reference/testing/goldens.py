@@ -6,7 +6,7 @@ and a plot under --artifacts-dir), and a structured result for the session summa
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,30 +15,7 @@ import pytest
 from .. import golden, policy
 from ..golden import CANONICAL_THREADS, GoldenError, GoldenKey
 from ..harness import Trajectory
-
-# user_properties names: a dict (GoldenResult) per golden comparison, a line per device check
-GOLDEN_PROPERTY = "golden_result"
-DEVICE_CHECK_PROPERTY = "device_check_verdict"
-STATUSES = ("exact", "close", "failed", "updated")
-
-
-@dataclass
-class GoldenResult:
-    """What one golden comparison found (JSON-able: xdist and JUnit XML carry it as it is)."""
-
-    key: str
-    device: str
-    compile: str | None
-    status: str  # one of STATUSES
-    summary: str  # the policy's one line, or where an update was written
-
-    @classmethod
-    def from_property(cls, value: dict[str, Any]) -> "GoldenResult":
-        return cls(**value)
-
-    @property
-    def line(self) -> str:
-        return self.summary
+from .summary import GOLDEN_PROPERTY, GoldenResult
 
 
 def update_command(nodeid: str) -> str:
@@ -125,40 +102,3 @@ def _environment_note(now: Trajectory, gold: dict[str, Any]) -> str:
     from ..environment import explain_difference
 
     return "".join(f"  environment: {line}\n" for line in explain_difference(gold.get("environment"), now.environment))
-
-
-def golden_results(terminalreporter: Any) -> list[GoldenResult]:
-    return [GoldenResult.from_property(v) for v in session_properties(terminalreporter, GOLDEN_PROPERTY)]
-
-
-def session_properties(terminalreporter: Any, wanted: str) -> list[Any]:
-    values = []
-    for outcome in ("passed", "failed"):
-        for report in terminalreporter.stats.get(outcome, []):
-            if getattr(report, "when", None) != "call":
-                continue
-            values += [value for name, value in getattr(report, "user_properties", []) if name == wanted]
-    return values
-
-
-def summary_lines(results: list[GoldenResult], session_torch: str) -> list[str]:
-    """The 'golden comparisons' section: counts, a note on GPU boxes, and every line not exact."""
-    counts = {s: sum(r.status == s for r in results) for s in STATUSES}
-    lines = [", ".join(f"{n} {s}" for s, n in counts.items() if n)]
-    note = _device_note(results, session_torch)
-    if note:
-        lines.append(note)
-    lines += ["  " + r.line for r in sorted(results, key=lambda r: r.line) if r.status != "exact"]
-    return lines
-
-
-def _device_note(results: list[GoldenResult], session_torch: str) -> str | None:
-    """On a GPU box the golden tests compare a CUDA run of this torch with CPU goldens of another:
-    say so, so that a CUDA golden failure is not read as a device difference alone."""
-    recorded = sorted(golden.recorded_torch_versions())
-    devices = sorted({r.device for r in results if r.device != "cpu"})
-    if not devices or recorded == [session_torch]:
-        return None
-    return (f"goldens recorded on torch {', '.join(recorded)}, cpu; this session: torch {session_torch} on "
-            f"{', '.join(['cpu', *devices])}: the {', '.join(devices)} lines differ from their goldens in device "
-            "and torch version both (the device checks compare the devices alone)")

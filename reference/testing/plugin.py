@@ -5,8 +5,8 @@
   slow, compile, and `dtypes(...)`, which narrows the dtypes a test is parametrised over;
 - device / dtype parametrisation in PyTorch's device-generic style (ids end in `cpu_float64`);
 - the CUDA and compile policies (skip saying why, or fail under --require-*);
-- fixtures: `cached_run` (the session's runs, shared by the xdist workers), `golden` (golden.check),
-  `artifacts_dir`;
+- fixtures: `cached_run` (the session's runs, shared by the xdist workers), `shared_once` (any costly
+  result, likewise), `golden` (golden.check), `artifacts_dir`;
 - the session summary of golden comparisons and device checks;
 - Hypothesis profiles (dev, ci under CI=true, thorough) and torch's generator registered with it.
 """
@@ -15,17 +15,16 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import torch
-# Imported here, once per process: an in-process pytester session that imported it first would drop
-# it with its sys.modules snapshot, and torch cannot register its operator libraries a second time
-# (every process runs an optimizer step, which imports it anyway).
-import torch._dynamo  # noqa: F401
 from hypothesis import HealthCheck, Phase, register_random, settings
 
-from ..check import cuda_unavailable_reason
-from . import goldens, recording, runs
+from ..threads import gate_threads
+from . import recording, runs, summary
+
+if TYPE_CHECKING:
+    from .goldens import Golden
 
 REQUIRE_CUDA_ENV = "TES_REQUIRE_CUDA"
 REQUIRE_COMPILE_ENV = "TES_REQUIRE_COMPILE"
@@ -54,17 +53,22 @@ class _TorchGlobalRandom:
     """Lets Hypothesis seed and restore torch's global generator like it does `random`'s."""
 
     def seed(self, seed: int) -> None:
+        import torch
+
         torch.manual_seed(seed)
 
-    def getstate(self) -> torch.Tensor:
+    def getstate(self):
+        import torch
+
         return torch.get_rng_state()
 
-    def setstate(self, state: torch.Tensor) -> None:
+    def setstate(self, state) -> None:
+        import torch
+
         torch.set_rng_state(state)
 
 
 _torch_random = _TorchGlobalRandom()  # register_random holds a weak reference: keep this one alive
-register_random(_torch_random)
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=25, **_common)
@@ -96,8 +100,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where failing golden comparisons write their plots and reports (default: artifacts/)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which picks "load" when -n comes without --dist
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """`-n N` without --dist distributes by work stealing: each worker starts on its own half of the
+    suite, so the two seldom wait for the same shared run (benchmarks/bench_gate.py: with "load" a
+    worker spent ~15 s of a 90 s session waiting on runs the other was making)."""
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") == "no":
+        config.option.dist = "worksteal"
+
+
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
+
+
+def _runs_tests(config: pytest.Config) -> bool:
+    """False in pytest-xdist's controller, which only hands tests to its workers (xdist's own test)."""
+    return _is_worker(config) or config.getoption("dist", "no") == "no"
+
+
+def _import_torch() -> None:
+    """torch, once per test process, before any test: the xdist controller never pays for it (~7 s)."""
+    import torch
+    # Imported here: an in-process pytester session that imported it first would drop it with its
+    # sys.modules snapshot, and torch cannot register its operator libraries a second time (every
+    # process runs an optimizer step, which imports it anyway).
+    import torch._dynamo  # noqa: F401
+
+    torch.set_num_threads(gate_threads())
+    register_random(_torch_random)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -108,12 +138,12 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{marker}: {text}")
     # Runs that name threads= get them; the rest use gate_threads(): at these sizes 2 threads never
     # help, and two xdist workers with 2 threads each on 2 cores stall (benchmarks/bench_gate.py).
-    from ..golden import gate_threads
-
     try:
-        torch.set_num_threads(gate_threads())
+        gate_threads()
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if _runs_tests(config):
+        _import_torch()
     if _is_worker(config):
         folder = config.workerinput.get(runs.WORKER_INPUT_KEY)
         config._tes_runs_dir = None if folder is None else Path(folder)  # type: ignore[attr-defined]
@@ -138,6 +168,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if _is_worker(config):
         return
     if config.getoption("--require-cuda"):
+        from ..check import cuda_unavailable_reason
+
         reason = cuda_unavailable_reason()
         if reason is not None:
             pytest.exit(f"--require-cuda: {reason}; the CUDA tests cannot run here.", returncode=3)
@@ -180,6 +212,8 @@ def _dtypes(metafunc: pytest.Metafunc) -> tuple[str, ...]:
     mark = metafunc.definition.get_closest_marker("dtypes")
     if mark is None:
         return DTYPES
+    import torch
+
     unknown = [d for d in mark.args if not isinstance(d, str) or not isinstance(getattr(torch, d, None), torch.dtype)]
     if not mark.args or unknown:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.dtypes{mark.args}: "
@@ -221,6 +255,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         os.environ.setdefault(COMPILE_CACHE_ENV, str(compile_cache_dir(item.config)))
     if item.get_closest_marker("cuda") is None:
         return
+    from ..check import cuda_unavailable_reason
+
     reason = cuda_unavailable_reason()
     if reason is None:
         return
@@ -238,17 +274,28 @@ def artifacts_dir(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture(scope="session")
-def cached_run(pytestconfig: pytest.Config):
+def _session_shared(pytestconfig: pytest.Config) -> runs.SharedRuns:
+    from ..harness import execute
+
+    return runs.SharedRuns(pytestconfig._tes_runs_dir, lambda p, steps: execute(p, trace_steps=steps))
+
+
+@pytest.fixture(scope="session")
+def cached_run(pytestconfig: pytest.Config, _session_shared: runs.SharedRuns):
     """reference.run, each distinct run made once per session and shared by the xdist workers
     (reference/testing/runs.py): tests that need the same canonical trajectory share one run.
-    Tests of determinism call reference.run directly. With --record-trajectories DIR, the runs this
-    process used are written to DIR at the end of the session."""
-    from ..harness import execute, plan
+    Tests of determinism, and runs under an injection (refused here), call reference.run directly.
+    With --record-trajectories DIR, the runs this process used are written to DIR at the end."""
+    from .. import injections
+    from ..harness import plan
 
     recording_on = recording.recording_dir(pytestconfig) is not None
-    shared = runs.SharedRuns(pytestconfig._tes_runs_dir, lambda p, steps: execute(p, trace_steps=steps))
 
     def run(variant_id: str, *, trace_steps=None, **arguments):
+        changed = injections.active()
+        if changed:  # a changed program must not be judged by, nor leave, the program's own run
+            raise RuntimeError(f"cached_run({variant_id!r}) under the injection {', '.join(changed)}: the shared "
+                               f"runs are the unchanged program's. Call reference.run inside the injection instead")
         p = plan(variant_id, **arguments)  # resolved: equal runs spelled differently share one
         if trace_steps is None and recording_on and p.compile is None:
             # what `compare` needs to name the op that changed (reference/trace.py); not for
@@ -256,17 +303,26 @@ def cached_run(pytestconfig: pytest.Config):
             from ..trace import GOLDEN_TRACE_STEPS
 
             trace_steps = range(min(GOLDEN_TRACE_STEPS, p.steps))
-        return shared.get(p, None if trace_steps is None else tuple(trace_steps))
+        return _session_shared.get(p, None if trace_steps is None else tuple(trace_steps))
 
     yield run
-    recording.record_trajectories(pytestconfig, shared.used())
+    recording.record_trajectories(pytestconfig, _session_shared.used())
+
+
+@pytest.fixture(scope="session")
+def shared_once(_session_shared: runs.SharedRuns):
+    """shared_once(name, compute): compute()'s picklable result, computed once per session by one
+    xdist worker and read by the others (for a costly fixture several workers' tests need)."""
+    return _session_shared.once
 
 
 @pytest.fixture
-def golden(request: pytest.FixtureRequest, cached_run, artifacts_dir: Path) -> goldens.Golden:
+def golden(request: pytest.FixtureRequest, cached_run, artifacts_dir: Path) -> Golden:
     """golden.check(GoldenKey(variant, dtype, seed), device=...): run, judge against the golden under
     the policy, fail with the golden report; --update-goldens rewrites it instead."""
-    return goldens.Golden(request, cached_run, artifacts_dir)
+    from .goldens import Golden
+
+    return Golden(request, cached_run, artifacts_dir)
 
 
 # --- stopping ------------------------------------------------------------------------------------------
@@ -302,12 +358,12 @@ def _stop_with_the_controller(config: pytest.Config) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    results = goldens.golden_results(terminalreporter)
+    results = summary.golden_results(terminalreporter)
     if results:
         terminalreporter.section("golden comparisons")
-        for line in goldens.summary_lines(results, torch.__version__):
+        for line in summary.summary_lines(results):
             terminalreporter.write_line(line)
-    checks = goldens.session_properties(terminalreporter, goldens.DEVICE_CHECK_PROPERTY)
+    checks = summary.session_properties(terminalreporter, summary.DEVICE_CHECK_PROPERTY)
     if checks:
         terminalreporter.section("device checks: CUDA vs CPU from the same start, same torch")
         for line in sorted(checks):

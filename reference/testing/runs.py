@@ -15,9 +15,10 @@ import pickle
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from ..harness import Plan, Trajectory
+if TYPE_CHECKING:  # the xdist controller makes the folder and imports no torch
+    from ..harness import Plan, Trajectory
 
 WORKER_INPUT_KEY = "tes_runs_dir"
 
@@ -33,19 +34,28 @@ def plan_digest(p: Plan, trace_steps: tuple[int, ...] | None) -> str:
 
 
 class SharedRuns:
-    """reference.run memoised in memory, and on disk across the processes given the same folder."""
+    """reference.run (and any computation named to once()) memoised in memory, and on disk across the
+    processes given the same folder."""
 
     def __init__(self, folder: Path | None, execute: Callable[[Plan, Any], Trajectory]):
         self.folder = folder
         self._execute = execute
         self._memory: dict[str, Trajectory] = {}
+        self._results: dict[str, Any] = {}  # once()'s
         self.made: list[Trajectory] = []  # runs this process made (the rest it read or reused)
 
     def get(self, p: Plan, trace_steps: tuple[int, ...] | None = None) -> Trajectory:
         digest = plan_digest(p, trace_steps)
         if digest not in self._memory:
-            self._memory[digest] = self._shared(digest, p, trace_steps)
+            self._memory[digest] = self._shared(digest, lambda: self._make(p, trace_steps))
         return self._memory[digest]
+
+    def once(self, name: str, compute: Callable[[], Any]) -> Any:
+        """compute()'s picklable result, computed by one process of the session under this name."""
+        digest = "result-" + hashlib.sha256(name.encode()).hexdigest()[:32]
+        if digest not in self._results:
+            self._results[digest] = self._shared(digest, compute)
+        return self._results[digest]
 
     def used(self) -> list[Trajectory]:
         return list(self._memory.values())
@@ -55,16 +65,16 @@ class SharedRuns:
         self.made.append(result)
         return result
 
-    def _shared(self, digest: str, p: Plan, trace_steps) -> Trajectory:
+    def _shared(self, digest: str, compute: Callable[[], Any]) -> Any:
         if self.folder is None or fcntl is None:
-            return self._make(p, trace_steps)
+            return compute()
         result_path = self.folder / f"{digest}.pickle"
         with open(self.folder / f"{digest}.lock", "ab") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if the run raises
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if compute raises
             if result_path.exists():
                 with open(result_path, "rb") as f:
                     return pickle.load(f)
-            result = self._make(p, trace_steps)
+            result = compute()
             partial = result_path.with_suffix(".partial")
             with open(partial, "wb") as f:
                 pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
