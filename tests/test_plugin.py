@@ -145,6 +145,16 @@ def test_loading_the_plugin_imports_no_torch():
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.parametrize("process, runs_tests", [
+    (SimpleNamespace(workerinput={"workerid": "gw0"}, getoption=lambda name, default=None: "worksteal"), True),
+    (SimpleNamespace(getoption=lambda name, default=None: "worksteal"), False),  # xdist's controller
+    (SimpleNamespace(getoption=lambda name, default=None: "no"), True),  # no xdist workers
+    (SimpleNamespace(getoption=lambda name, default=None: default), True),  # -p no:xdist
+], ids=["worker", "controller", "serial", "without-xdist"])
+def test_only_the_processes_that_run_tests_import_torch(process, runs_tests):
+    assert plugin._runs_tests(process) is runs_tests
+
+
 @pytest.mark.parametrize("numprocesses, dist, expected", [
     ("auto", "no", "worksteal"),  # -n auto: the README's gate
     (2, "load", "load"),  # --dist given: the user's choice
