@@ -51,7 +51,7 @@ def pytest_configure(config) -> None:
     worker = config.workerinput["workerid"] if is_worker else "main"
     log_path = Path(log_dir) / f"{worker}.pickle"
     original = harness.execute
-    calls: list[tuple[str, dict, float]] = []
+    calls: list[tuple[str, dict, tuple[str, ...], float]] = []
 
     def logged_execute(p, **options):
         start = time.perf_counter()

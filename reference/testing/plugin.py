@@ -103,8 +103,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)  # before xdist's, which picks "load" when -n comes without --dist
 def pytest_cmdline_main(config: pytest.Config) -> None:
     """`-n N` without --dist distributes by work stealing: each worker starts on its own half of the
-    suite, so the two seldom wait for the same shared run (benchmarks/bench_gate.py: with "load" a
-    worker spent ~15 s of a 90 s session waiting on runs the other was making)."""
+    suite, so the two seldom wait for the same shared run (with "load", one worker of the gate spent
+    16 s of its 87 s of tests waiting on runs the other was making: README, Speed)."""
     if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") == "no":
         config.option.dist = "worksteal"
 
@@ -114,7 +114,8 @@ def _is_worker(config: pytest.Config) -> bool:
 
 
 def _runs_tests(config: pytest.Config) -> bool:
-    """False in pytest-xdist's controller, which only hands tests to its workers (xdist's own test)."""
+    """False in pytest-xdist's controller, which only hands tests to its workers (the test xdist's
+    own is_xdist_controller makes)."""
     return _is_worker(config) or config.getoption("dist", "no") == "no"
 
 
