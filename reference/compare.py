@@ -51,6 +51,7 @@ import torch
 
 from . import policy, report
 from .catalogue import load_variants
+from .departure import locate_cell
 from .errors import UsageError
 from . import trajectory as trajectory_files
 from .harness import Trajectory
@@ -153,15 +154,8 @@ def _results_files(path: Path) -> list[Path]:
     raise UsageError(f"{path}: no such directory or file")
 
 
-def save_results(path: Path, trajectories: list[Trajectory], *, recorded_by: str | None = None,
-                 trace_departures: bool = False) -> None:
-    """A results file for compare: final parameters as digests (reference.trajectory).
-    trace_departures: a run whose losses leave its golden bitwise also keeps the op trace of the
-    steps where it leaves (reference.departure), so that compare can name the op."""
-    if trace_departures:
-        from .departure import record_departures
-
-        trajectories = record_departures(trajectories)
+def save_results(path: Path, trajectories: list[Trajectory], *, recorded_by: str | None = None) -> None:
+    """A results file for compare: final parameters as digests (reference.trajectory)."""
     trajectory_files.save_trajectories(path, trajectories, full_params=False, recorded_by=recorded_by)
 
 
@@ -226,7 +220,7 @@ def judge(row: RowKey, column: Column, baseline: Column) -> Cell:
         golden64 = None if shadow is None else shadow.losses
     verdict = policy.compare(row.variant, row.dtype, run.losses, base.losses, device=_device(column.device),
                              golden64=golden64)
-    first = _first_difference(run.losses, base.losses)
+    first = report.first_difference(run.losses, base.losses)
     if verdict.status == policy.EXACT:
         if column.source.digests[row, column.device] == baseline.source.digests[row, baseline.device]:
             return Cell(policy.EXACT, "exact", verdict)
@@ -241,13 +235,6 @@ def judge(row: RowKey, column: Column, baseline: Column) -> Cell:
     return Cell(policy.FAILED, f"DIVERGED @{step} {verdict.max_rel_error:.1e}", verdict, first_difference=first)
 
 
-def _first_difference(now: Sequence[float], base: Sequence[float]) -> int | None:
-    a, b = np.asarray(now, dtype=np.float64), np.asarray(base, dtype=np.float64)
-    n = min(len(a), len(b))
-    differs = np.flatnonzero(~((a[:n] == b[:n]) | (np.isnan(a[:n]) & np.isnan(b[:n]))))
-    return int(differs[0]) if differs.size else (n if len(a) != len(b) else None)
-
-
 def _param_difference(a: Trajectory, b: Trajectory) -> float:
     if a.params.keys() != b.params.keys():
         return float("inf")
@@ -259,17 +246,6 @@ def _param_difference(a: Trajectory, b: Trajectory) -> float:
         rel = (x - y).abs() / y.abs().clamp_min(torch.finfo(torch.float64).tiny)
         worst = max(worst, float(rel.max()) if rel.numel() else 0.0)
     return worst
-
-
-def _locate_lines(base: Trajectory | None, run: Trajectory | None, labels: tuple[str, str],
-                  retrace: bool) -> list[str]:
-    """The op-level line (reference.trace) of a cell, from the traces of the steps where the two runs
-    part (recorded, or re-run here: reference.departure), and where those traces came from."""
-    if base is None or run is None:
-        return []
-    from .departure import locate_cell
-
-    return locate_cell(base, run, labels, retrace=retrace)
 
 
 # --- output ------------------------------------------------------------------------------------------
@@ -364,12 +340,10 @@ def compare_sources(sources: list[Source], *, plots: Path | None, html: Path | N
                     text = f"{head}: bitwise equal up to step {cell.first_difference - 1}; {tail}" \
                         if cell.first_difference > 0 else f"{head}: differs from step 0; {tail}"
                 details.append(("  " if cell.status == policy.CLOSE else "! ") + text)
-                details += ["    " + line for line in _locate_lines(
-                    baseline.source.runs.get((row, baseline.device)), c.source.runs.get((row, c.device)),
-                    (baseline.label, c.label), retrace)]
+                base = baseline.source.runs[(row, baseline.device)]
+                now = c.source.runs[(row, c.device)]
+                details += ["    " + line for line in locate_cell(base, now, (baseline.label, c.label), retrace=retrace)]
                 if cell.status == policy.FAILED:
-                    base = baseline.source.runs[(row, baseline.device)]
-                    now = c.source.runs[(row, c.device)]
                     table = policy.checkpoint_table(now.losses, base.losses, first_bad=cell.verdict.first_bad_step)
                     details += ["      " + line for line in table.splitlines()]
     if details:

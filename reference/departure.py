@@ -23,18 +23,9 @@ import dataclasses
 import json
 from typing import Any, Sequence
 
-import numpy as np
-
 from . import trace
 from .harness import Trajectory
-
-
-def first_difference(a: Sequence[float], b: Sequence[float]) -> int | None:
-    """The first index whose value is not bitwise equal (NaN equals NaN); a length difference counts."""
-    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    n = min(len(x), len(y))
-    differs = np.flatnonzero(~((x[:n] == y[:n]) | (np.isnan(x[:n]) & np.isnan(y[:n]))))
-    return int(differs[0]) if differs.size else (n if len(x) != len(y) else None)
+from .report import first_difference
 
 
 def departing_steps(k: int) -> list[int]:
@@ -159,10 +150,13 @@ def locate_cell(base: Trajectory, run: Trajectory, labels: tuple[str, str], *, r
     The traces compared are of the steps where the losses part ways (departing_steps); where the
     losses are bitwise equal (final parameters differ), of the steps both runs traced."""
     k = first_difference(run.losses, base.losses)
-    if k is None or not run.trace and not base.trace:
+    if k is None:
         if base.trace and run.trace:
             return [trace.localize(base.trace, run.trace, rtol=trace.allowance(run.dtype, base.trace, run.trace)).line()]
         return []
+    if not run.trace and not base.trace:  # results of `run --out` / `check --out`: not re-run wholesale
+        return [f"op not located: the losses part at step {k}; neither column kept an op trace (results of "
+                "`pytest --record-trajectories` keep them)"]
     steps = departing_steps(k)
     got_base, how_base = _obtain(base, labels[0], steps, retrace)
     got_run, how_run = _obtain(run, labels[1], steps, retrace)

@@ -197,12 +197,12 @@ def check_full_precision(trajectory: "Trajectory") -> None:
         return
     from .tolerances import tolerance
 
-    bound = tolerance("float32_matmul_probe").kwargs
+    bound = tolerance("float32_matmul_probe")
     errors = trajectory.float32_matmul_error or {}
     problems = [] if trajectory.tf32 is False else [f"torch reports TF32 {'on' if trajectory.tf32 else 'unknown'}"]
     problems += [
-        f"float32 {op} is off by {err:.2g} relative (IEEE float32 <= {bound['rtol']:g}; TF32 gives 1e-4 .. 1e-3)"
-        for op, err in sorted(errors.items()) if not err <= bound["rtol"] + bound["atol"]
+        f"float32 {op} is off by {err:.2g} relative (IEEE float32 <= {bound.rtol:g}; TF32 gives 1e-4 .. 1e-3)"
+        for op, err in sorted(errors.items()) if not err <= bound.rtol + bound.atol
     ]
     if not errors:
         problems.append("no float32 matmul probe was recorded")
@@ -385,7 +385,7 @@ def execute(
 
                 recorder = Recorder(trace_steps, steps - 1, placed)
                 recorder.start()
-            start = time.perf_counter()
+            started = time.perf_counter()
             try:
                 params = _call(module.train, {**hp, **placed, "steps": steps, "record": record})
             finally:
@@ -393,7 +393,7 @@ def execute(
                     recorder.stop()
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
-            wall = time.perf_counter() - start
+            wall = time.perf_counter() - started
         if p.compile is not None:
             params = {comp.parameter_name(name): v for name, v in params.items()}
         probe = matmul_probe(dev) if dev.type == "cuda" else None  # the precision the run had

@@ -1,5 +1,6 @@
 """Every tolerance of the suite is an (rtol, atol) pair written once in specs/, with its evidence
-beside it, and read through this module: tolerance("gradients", "float32").
+beside it: the golden policy's rules in specs/golden_tolerances.toml (read by reference.policy), every
+other pair in specs/tolerances.toml, read through this module: tolerance("gradients", "float32").
 
 A value passes when |actual - expected| <= atol + rtol * |scale|, elementwise (torch.testing's rule;
 scale is the expected value unless a test says which bound it scales, e.g. the sum of |terms|).
@@ -53,17 +54,17 @@ class Tolerance:
 
 
 @cache
-def _table(file: str) -> dict[str, Any]:
-    return load_toml(file)
+def _table() -> dict[str, Any]:
+    return load_toml(TOLERANCES_FILE)
 
 
-def tolerance(*path: str, file: str = TOLERANCES_FILE) -> Tolerance:
-    """The (rtol, atol) pair at `path` in specs/<file>, e.g. tolerance("mnist", "test_loop")."""
-    entry: Any = _table(file)
+def tolerance(*path: str) -> Tolerance:
+    """The (rtol, atol) pair at `path` in specs/tolerances.toml, e.g. tolerance("mnist", "test_loop")."""
+    entry: Any = _table()
     for i, key in enumerate(path):
         if not isinstance(entry, Mapping) or key not in entry:
             where = ".".join(path[:i]) or "top level"
             choices = ", ".join(entry) if isinstance(entry, Mapping) else "none"
-            raise KeyError(f"specs/{file} has no {key!r} under {where}. Valid choices: {choices}")
+            raise KeyError(f"specs/{TOLERANCES_FILE} has no {key!r} under {where}. Valid choices: {choices}")
         entry = entry[key]
     return Tolerance.of(entry)

@@ -460,7 +460,8 @@ def _first_new_bitwise(a_ops: list, b_ops: list, step: str, links: Sequence = ()
 
     Ops without a counterpart (inserted by a release, or by an injected change composed of ops) are
     passed over, their values counted as inputs of what follows; reported only if nothing aligned
-    differs. Integer outputs (masks, indices, bit tricks) never decide: their floats do."""
+    differs. Integer outputs (masks, indices, bit tricks) decide through the floats they change: a new
+    mask from identical inputs whose consumer's floats are the first to differ is named as the origin."""
     known = {out[0] for op in a_ops for out in op[4]} | {d for op in a_ops for d in op[5]}
     pairs = _counterparts(a_ops, b_ops)
     inserted: list[tuple[int, list]] = []
@@ -468,14 +469,15 @@ def _first_new_bitwise(a_ops: list, b_ops: list, step: str, links: Sequence = ()
     # integer / bool values (masks) new in an op aligned with a baseline op, from identical inputs:
     # if the first differing floats come from them, that op is the origin (torch 2.14's clamp
     # backward: a `gt` mask where 2.13 ran `ge`, feeding the same `where`)
-    new_masks: dict[str, tuple[int, list, int]] = {}
+    new_masks: dict[str, tuple[int, list, int, int]] = {}  # value -> (op index, op, baseline op index, output)
     for j, op in enumerate(b_ops):
         i = pairs.get(j)
         if i is None:
             inserted_values |= {out[0] for out in op[4]}  # integers too: bit tricks feed later floats
             inserted_values |= {b for a, b in links if a in inserted_values}
         elif all(d in known for d in op[5]):
-            new_masks.update({out[0]: (j, op, i) for out in op[4] if out[1] is None and out[0] not in known})
+            new_masks.update({out[0]: (j, op, i, n) for n, out in enumerate(op[4])
+                              if out[1] is None and out[0] not in known})
         new = [k for k, out in enumerate(op[4]) if out[0] not in known and out[1] is not None]
         if not new:
             continue
@@ -487,11 +489,11 @@ def _first_new_bitwise(a_ops: list, b_ops: list, step: str, links: Sequence = ()
         origin = all(d in known or d in inserted_values for d in op[5])
         unknown = [d for d in op[5] if d not in known and d not in inserted_values]
         if unknown and all(d in new_masks for d in unknown) and not inserted:
-            m, mask_op, mi = new_masks[unknown[0]]
+            m, mask_op, mi, n = new_masks[unknown[0]]
             renamed = "" if a_ops[mi][0] == mask_op[0] else f", baseline ran {a_ops[mi][0]}"
             amount = _amount(other[4][k], op[4][k]) if len(other[4]) > k else "no such output in the baseline"
             return (f"first differing op: {mask_op[0]} at step {step} ({mask_op[1]}), op {m + 1} of {len(b_ops)}"
-                    f"{renamed}; inputs identical (the origin); its {mask_op[3][0]} output differs, the first "
+                    f"{renamed}; inputs identical (the origin); its {mask_op[3][n]} output differs, the first "
                     f"floats it changes are {op[0]}'s (op {j + 1}): {amount}")
         renamed = "" if other[0] == op[0] else f", baseline ran {other[0]}"
         after = ""

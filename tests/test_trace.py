@@ -285,16 +285,17 @@ def two_versions(tmp_path_factory):
     under the clamp change (it leaves the golden at the first exact zero and records that step)."""
     from reference import golden
     from reference.compare import save_results
+    from reference.departure import record_departures
 
     root = tmp_path_factory.mktemp("versions")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TES_GOLDENS_DIR", str(root / "goldens"))
         plain = reference.run("mlp.autograd", threads=1, trace_steps=[0, 1])
         golden.write(GoldenKey("mlp.autograd", "float32", 0), plain)
-        save_results(root / "a" / "main.json", [plain], trace_departures=True)
+        save_results(root / "a" / "main.json", record_departures([plain]))
         with INJECTIONS[CLAMP]():
             changed = reference.run("mlp.autograd", threads=1, trace_steps=[0, 1])
-            save_results(root / "b" / "main.json", [changed], trace_departures=True)
+            save_results(root / "b" / "main.json", record_departures([changed]))
     return root, plain, changed
 
 
@@ -397,3 +398,14 @@ def test_a_departure_that_cannot_be_rerun_leaves_the_recorded_run_as_it_was(two_
     monkeypatch.setattr(departure, "rerun_traced", boom)
     assert departure.record_departure(changed) is changed
     assert calls == [[step, step + 1]], "the re-run was not attempted"
+
+
+def test_a_cell_neither_column_traced_says_so_instead_of_naming_no_op():
+    from reference.departure import locate_cell
+
+    plain = reference.run("poly.tensor", steps=5, threads=1)
+    assert plain.trace is None  # as `run --out` / `check --out` save it
+    other = dataclasses.replace(plain, losses=[*plain.losses[:2], plain.losses[2] * 2, *plain.losses[3:]])
+    lines = locate_cell(plain, other, ("a", "b"))
+    assert lines == ["op not located: the losses part at step 2; neither column kept an op trace (results of "
+                     "`pytest --record-trajectories` keep them)"]

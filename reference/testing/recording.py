@@ -62,7 +62,8 @@ def record_trajectories(config: pytest.Config, trajectories: list) -> None:
     if out is None or not trajectories:
         return
     from ..compare import save_results
+    from ..departure import record_departures
 
     worker = config.workerinput["workerid"] if hasattr(config, "workerinput") else "main"
-    # runs that leave their golden keep the trace of where they leave it (reference.departure)
-    save_results(out / f"{worker}.json", trajectories, recorded_by=RECORDED_BY, trace_departures=True)
+    # runs that leave their golden keep the trace of where they leave it, so that compare can name the op
+    save_results(out / f"{worker}.json", record_departures(trajectories), recorded_by=RECORDED_BY)
