@@ -13,9 +13,7 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 import reference
-from reference import policy
 from reference.equivalence import Equivalence, equivalences, problems, run_pair, seed_range
-from reference.torch_facts import fact
 
 pytestmark = pytest.mark.property
 
@@ -32,9 +30,10 @@ EXAMPLES = max(2, settings().max_examples // 20)
 NO_SHRINK = [phase for phase in settings().phases if phase is not Phase.shrink]
 
 
-def assert_equivalent(row: Equivalence, dtype: str, a, b) -> None:
-    found = problems(row, dtype, a, b)
-    assert not found, f"{row.id} ({dtype}, seed {a.seed}; {row.why}):\n  " + "\n  ".join(found)
+def assert_equivalent(row: Equivalence, dtype: str, seed: int, runner, device: str = "cpu") -> None:
+    a, b = run_pair(row, seed, dtype, device=device, runner=runner)
+    found = problems(row, dtype, a, b, runner=runner)
+    assert not found, f"{row.id} ({dtype}, seed {seed}; {row.why}):\n  " + "\n  ".join(found)
 
 
 def _ids(rows: list[Equivalence]) -> list[str]:
@@ -45,28 +44,21 @@ def _ids(rows: list[Equivalence]) -> list[str]:
 def test_equivalent_variants_agree_on_the_golden_seed(row, dtype, cached_run):
     if dtype not in row.dtypes:
         pytest.skip(f"{row.id} claims nothing in {dtype}")
-    a, b = run_pair(row, 0, dtype, runner=cached_run)
-    if row.bitwise_requires and fact(row.bitwise_requires) != 1.0 and dtype == "float32":
-        # this torch breaks what bit-for-bit rests on (See Note [clamp gradient at 0]): the golden policy
-        b64 = cached_run(row.b, dtype="float64", threads=1).losses
-        verdict = policy.compare(row.a, dtype, a.losses, b.losses, golden64=b64)
-        assert verdict.ok, verdict.summary()
-        return
-    assert_equivalent(row, dtype, a, b)
+    assert_equivalent(row, dtype, 0, cached_run)
 
 
 @pytest.mark.parametrize("row", SEEDED_ROWS, ids=_ids(SEEDED_ROWS))
 @settings(max_examples=EXAMPLES, phases=NO_SHRINK)
 @given(seed=SEEDS)
 def test_equivalent_variants_agree_from_the_same_seed(row, device, dtype, seed, cached_run):
-    assert_equivalent(row, dtype, *run_pair(row, seed, dtype, device=device, runner=cached_run))
+    assert_equivalent(row, dtype, seed, cached_run, device)
 
 
 @pytest.mark.parametrize("row", NUMPY_ROWS, ids=_ids(NUMPY_ROWS))
 @settings(max_examples=EXAMPLES, phases=NO_SHRINK)
 @given(seed=SEEDS)
 def test_numpy_and_torch_variants_agree_in_float64_from_the_same_start(row, seed, cached_run):
-    assert_equivalent(row, "float64", *run_pair(row, seed, "float64", runner=cached_run))
+    assert_equivalent(row, "float64", seed, cached_run)
 
 
 def test_every_row_names_two_variants_that_exist_and_a_tolerance_per_dtype_they_run_in():
@@ -75,3 +67,4 @@ def test_every_row_names_two_variants_that_exist_and_a_tolerance_per_dtype_they_
             for name in (row.a, row.b):
                 unsupported = set(per_dtype) - set(reference.VARIANTS[name].dtypes)
                 assert not unsupported, f"{row.id} {what}: {name} has no {sorted(unsupported)} variant"
+
