@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 import torch
@@ -129,15 +129,30 @@ def problems(row: Equivalence, dtype: str, a: Trajectory, b: Trajectory, *,
     return out
 
 
-def largest_differences(row: Equivalence, a: Trajectory, b: Trajectory) -> dict[str, tuple[float, float]]:
-    """what -> (max |a - b|, max |a - b| / |b| over |b| > 1e-3): the figures a tolerance rests on."""
+SMALL = 1e-3  # |b| at or below it: the relative difference of a tiny value says little (not a drift)
+
+
+class Differences(NamedTuple):
+    """The figures a tolerance rests on (maxima over the values compared)."""
+
+    absolute: float  # max |a - b|
+    absolute_small: float  # max |a - b| over |b| <= SMALL
+    relative_big: float  # max |a - b| / |b| over |b| > SMALL
+    relative: float  # max |a - b| / |b| over every value (inf where b = 0 and a is not)
+
+
+def largest_differences(row: Equivalence, a: Trajectory, b: Trajectory) -> dict[str, Differences]:
+    """what -> its Differences."""
     out = {}
     for what in row.tolerances:
-        absolute = relative = 0.0
+        worst = np.zeros(len(Differences._fields))
         for _, x, y in compared(what, a, b):
-            diff = np.abs(x - y)
-            absolute = max(absolute, float(np.max(diff, initial=0.0)))
-            big = np.abs(y) > 1e-3
-            relative = max(relative, float(np.max(diff[big] / np.abs(y[big]), initial=0.0)))
-        out[what] = (absolute, relative)
+            diff, scale = np.abs(x - y), np.abs(y)
+            small = scale <= SMALL
+            with np.errstate(divide="ignore", invalid="ignore"):
+                relative = np.where(diff == 0, 0.0, diff / scale)
+            figures = [np.max(diff, initial=0.0), np.max(diff[small], initial=0.0),
+                       np.max(relative[~small], initial=0.0), np.max(relative, initial=0.0)]
+            worst = np.maximum(worst, figures)
+        out[what] = Differences(*map(float, worst))
     return out
