@@ -104,7 +104,7 @@ class RunLog:
 
 
 def read_logs(log_dirs: list[Path]) -> RunLog:
-    seen: dict[str, tuple[str, dict]] = {}
+    seen: dict[str, tuple[str, dict, tuple[str, ...]]] = {}  # key -> (variant, arguments, injections)
     log = RunLog([])
     made_in_first: set[str] = set()
     for i, log_dir in enumerate(log_dirs):

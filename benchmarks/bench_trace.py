@@ -9,7 +9,8 @@ off      reference.run(..., trace_steps=None): the harness's only extra work is 
 traced   every step traced against none: the ratio of wall times per step.
 departure  what `pytest --record-trajectories` adds for a run that leaves its golden
          (reference.departure.record_departure): a re-run up to the departing steps, two of them
-         traced; timed for mlp.autograd float32 under the clamp change that stands in for torch 2.14.
+         traced; timed for mlp.autograd float32 under the clamp change that stands in for torch 2.14
+         (on torch 2.14 itself the change is a no-op: nothing departs, and it says so).
 
 The machine's load average is printed beside the figures (a shared machine is noisy).
 """
@@ -75,6 +76,14 @@ def departure_cost() -> None:
             else:
                 os.environ[golden.GOLDENS_DIR_ENV] = old
     k = recorded.trace.get("departs_from_golden")
+    if k is None:
+        from reference.torch_facts import clamp_passes_gradient_at_zero
+
+        why = ("the clamp change is a no-op on this torch, whose clamp already has relu's gradient at 0 "
+               "(See Note [clamp gradient at 0])" if not clamp_passes_gradient_at_zero()
+               else "the changed run did not leave its golden, or its departure did not reproduce")
+        print(f"departure trace:      nothing to time: {why}")
+        return
     print(f"departure trace:      {spent:.2f} s for mlp.autograd float32 leaving its golden at loss {k} "
           f"(the run's own {changed.wall_time_s:.2f} s for {changed.steps} steps)")
 

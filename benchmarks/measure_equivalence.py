@@ -2,9 +2,12 @@
 
     python benchmarks/measure_equivalence.py [--seeds 100] [--only mlp.nn==mlp.module ...]
 
-For every row, dtype and compared quantity (losses, final_loss, params): the largest |a - b| and
-the largest |a - b| / |b| over values with |b| > 1e-3, over seeds 0..N-1, one torch thread and one
-BLAS thread, the runs made exactly as tests/test_equivalences.py makes them (reference.equivalence).
+For every row, dtype and compared quantity (losses, final_loss, params), over seeds 0..N-1, one
+torch thread and one BLAS thread, the runs made exactly as tests/test_equivalences.py makes them
+(reference.equivalence): the largest |a - b| (overall, and over values with |b| <= 1e-3) and the
+largest |a - b| / |b| (over values with |b| > 1e-3, and over all). Rows that compare parameters also
+get, for scale, how far b's parameters travel: the smallest over the seeds of max |final - after
+step 1|.
 """
 from __future__ import annotations
 
@@ -15,7 +18,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reference.equivalence import equivalences, largest_differences, run_pair  # noqa: E402
+import numpy as np  # noqa: E402
+
+from reference import harness  # noqa: E402
+from reference.equivalence import SMALL, Differences, Equivalence, equivalences, largest_differences, run_pair  # noqa: E402
+from reference.trajectory import Trajectory  # noqa: E402
+
+
+def travel(row: Equivalence, seed: int, dtype: str, b: Trajectory) -> float:
+    """max |final - after step 1| over b's parameters (b's own run from the seed: the same start)."""
+    first = harness.run(row.b, seed=seed, dtype=dtype, steps=1, threads=1)
+    return max(float((p - q).abs().max()) for p, q in zip(b.params.values(), first.params.values(), strict=True))
 
 
 def main() -> None:
@@ -28,17 +41,22 @@ def main() -> None:
         raise SystemExit(f"--only {args.only}: no such row. Valid choices: {', '.join(r.id for r in equivalences())}")
     for row in rows:
         for dtype in row.dtypes:
-            worst: dict[str, list[float]] = {}
+            worst: dict[str, np.ndarray] = {}
+            travelled = np.inf
             for seed in range(args.seeds):
                 a, b = run_pair(row, seed, dtype)
-                for what, (absolute, relative) in largest_differences(row, a, b).items():
-                    old = worst.setdefault(what, [0.0, 0.0])
-                    worst[what] = [max(old[0], absolute), max(old[1], relative)]
-            for what, (absolute, relative) in worst.items():
-                tol = row.tolerances[what].get(dtype)
-                print(f"{row.id} {dtype} {what}, seeds 0..{args.seeds - 1}: max |a - b| {absolute:.3g}, "
-                      f"max |a - b| / |b| (|b| > 1e-3) {relative:.3g}; tolerance {tol}")
-
+                for what, figures in largest_differences(row, a, b).items():
+                    worst[what] = np.maximum(worst.get(what, 0.0), figures)
+                if "params" in row.tolerances:
+                    travelled = min(travelled, travel(row, seed, dtype, b))
+            for what, figures in worst.items():
+                d = Differences(*map(float, figures))
+                print(f"{row.id} {dtype} {what}, seeds 0..{args.seeds - 1}: max |a - b| {d.absolute:.3g} "
+                      f"(|b| <= {SMALL:g}: {d.absolute_small:.3g}), max |a - b| / |b| (|b| > {SMALL:g}) "
+                      f"{d.relative_big:.3g} (any: {d.relative:.3g}); tolerance {row.tolerances[what].get(dtype)}")
+            if "params" in row.tolerances:
+                print(f"{row.id} {dtype}: {row.b}'s parameters travel at least {travelled:.3g} "
+                      f"(max |final - after step 1|)")
 
 if __name__ == "__main__":
     main()

@@ -6,8 +6,10 @@ variant and step it writes the band over the seeds ([min, max], and the 1 % / 99
 record) to specs/printed_loss_bands.toml, with the first seeds' values as witnesses that
 tests/test_documents.py re-runs on the current torch.
 
-mlp.autograd and mlp.custom_function give mlp.tensor's bits (specs/equivalences.toml); they are run on
-the witness seeds only, checked equal, and share mlp.tensor's band.
+A variant that specs/equivalences.toml says gives another's bits (its losses bit for bit at the
+tutorial's dtype, from the same seed, on this torch) is run on the witness seeds only, checked equal,
+and shares that one's band: mlp.custom_function mlp.tensor's, and mlp.autograd too where clamp
+passes the gradient at 0 (on torch 2.14 it gets a band of its own: See Note [clamp gradient at 0]).
 
     python benchmarks/measure_printed_losses.py --seeds 0-199 --raw /tmp/printed.jsonl --write
     python benchmarks/measure_printed_losses.py --raw /tmp/printed.jsonl --write    # from what is there
@@ -22,6 +24,7 @@ import sys
 import tomllib
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +32,29 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# bitwise equal runs; mlp.autograd only where clamp passes the gradient at 0 (See Note [clamp gradient at 0])
-SHARED = {"mlp.autograd": "mlp.tensor", "mlp.custom_function": "mlp.tensor"}
 WITNESSES = 5
+DTYPE = "float32"  # the tutorial's own, the one every run here makes
+
+
+@cache
+def shared() -> dict[str, str]:
+    """variant -> the variant whose bits it gives at DTYPE on this torch (specs/equivalences.toml),
+    followed through chains to one that is run on every seed."""
+    from reference.equivalence import equivalences
+    from reference.torch_facts import fact
+
+    same = {}
+    for row in equivalences():
+        tol = row.tolerances.get("losses", {}).get(DTYPE)
+        if row.start == "seed" and tol is not None and tol.exact and (
+                row.bitwise_requires is None or fact(row.bitwise_requires) == 1.0):
+            same[row.a] = row.b
+    out = {}
+    for a, b in same.items():
+        while b in same:
+            b = same[b]
+        out[a] = b
+    return out
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -51,7 +74,7 @@ def one(job: tuple[str, int, list[int]]) -> dict:
     variant_id, seed, steps = job
     import reference
 
-    t = reference.run(variant_id, seed=seed, threads=1)
+    t = reference.run(variant_id, seed=seed, dtype=DTYPE, threads=1)
     return dict(variant=variant_id, seed=seed, losses=[t.losses[s] for s in steps], torch=t.torch_version,
                 cpu=t.cpu_capability)
 
@@ -62,7 +85,7 @@ def sweep(seeds: list[int], raw: Path, jobs: int) -> None:
     done = {(r["variant"], r["seed"]) for r in read_raw(raw)}
     todo = [
         (v, seed, s["steps"]) for seed in seeds for v in variants
-        if (v, seed) not in done and (v not in SHARED or seed < WITNESSES)
+        if (v, seed) not in done and (v not in shared() or seed < WITNESSES)
     ]
     print(f"{len(todo)} runs to do ({len(done)} already in {raw})", flush=True)
     with raw.open("a") as out, ProcessPoolExecutor(jobs) as pool:
@@ -86,15 +109,15 @@ def bands(raw: Path) -> tuple[dict, list[str]]:
     for r in rows:
         by.setdefault(r["variant"], {})[r["seed"]] = r["losses"]
     notes, out = [], {}
-    sources = {SHARED.get(p["variant"], p["variant"]) for p in s["program"].values()}
+    sources = {shared().get(p["variant"], p["variant"]) for p in s["program"].values()}
     n = 0  # the seeds 0..n-1 that every variant has (a sweep may have stopped mid-seed)
     while all(n in by.get(v, {}) for v in sources):
         n += 1
     for v in dict.fromkeys(p["variant"] for p in s["program"].values()):
-        source = SHARED.get(v, v)
+        source = shared().get(v, v)
         values = by[source]
         seeds = list(range(n))
-        if v in SHARED:
+        if v in shared():
             for seed, losses in by.get(v, {}).items():
                 if losses != values[seed]:
                     raise SystemExit(f"{v} seed {seed} differs from {source}: cannot share its band")

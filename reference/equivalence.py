@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 import torch
 
+from . import harness, policy
 from .catalogue import load_toml, load_variants
 from .harness import Trajectory, draw_start, execute, plan
 from .tolerances import Tolerance
+from .torch_facts import fact
 
 FILE = "equivalences.toml"
 WHAT = ("losses", "final_loss", "params")  # what a row may compare, in this order
@@ -76,7 +78,7 @@ def run_pair(row: Equivalence, seed: int, dtype: str, *, device: str = "cpu", ru
              threads: int = 1) -> tuple[Trajectory, Trajectory]:
     """Both runs of the row from its start: (a, b). runner: reference.run or a memoised stand-in
     (the gate's cached_run) for the runs made from a seed."""
-    run = runner or _run
+    run = runner or harness.run
     if row.start == "seed":
         return (run(row.a, seed=seed, dtype=dtype, device=device, threads=threads),
                 run(row.b, seed=seed, dtype=dtype, device=device, threads=threads))
@@ -88,11 +90,7 @@ def run_pair(row: Equivalence, seed: int, dtype: str, *, device: str = "cpu", ru
             run(row.b, seed=seed, dtype="float64", threads=threads))
 
 
-def _run(variant_id: str, **kwargs: Any) -> Trajectory:
-    return execute(plan(variant_id, **kwargs))
-
-
-def compared(row: Equivalence, what: str, a: Trajectory, b: Trajectory) -> list[tuple[str, np.ndarray, np.ndarray]]:
+def compared(what: str, a: Trajectory, b: Trajectory) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(label, a's values, b's values) for each thing `what` compares; parameters pair up in order
     (nn.Sequential numbers its layers 0 and 2 where TwoLayerNet names them linear1 and linear2)."""
     if what == "losses":
@@ -103,14 +101,21 @@ def compared(row: Equivalence, what: str, a: Trajectory, b: Trajectory) -> list[
     return [(f"final {na} vs {nb}", pa.double().numpy(), pb.double().numpy()) for (na, pa), (nb, pb) in pairs]
 
 
-def problems(row: Equivalence, dtype: str, a: Trajectory, b: Trajectory) -> list[str]:
-    """What breaks the row's claim for these two runs (empty: it holds)."""
+def problems(row: Equivalence, dtype: str, a: Trajectory, b: Trajectory, *,
+             runner: Runner | None = None) -> list[str]:
+    """What breaks the row's claim for these two runs (empty: it holds). Where this torch breaks the
+    fact a bit-for-bit row rests on, its float32 runs are judged by the golden policy instead, against
+    b's float64 run of the same seed, which runner makes (as run_pair's). See Note [clamp gradient at 0]."""
     out = []
     if row.start == "seed" and a.losses[0] != b.losses[0]:
         out.append(f"not the same start: first losses {a.losses[0]!r} and {b.losses[0]!r}")
+    if row.bitwise_requires and dtype == "float32" and fact(row.bitwise_requires) != 1.0:
+        b64 = (runner or harness.run)(row.b, seed=b.seed, dtype="float64", steps=b.steps, threads=b.threads)
+        verdict = policy.compare(row.a, dtype, a.losses, b.losses, golden64=b64.losses)
+        return out + ([] if verdict.ok else [verdict.summary()])
     for what, per_dtype in row.tolerances.items():
         tol = per_dtype[dtype]
-        for label, x, y in compared(row, what, a, b):
+        for label, x, y in compared(what, a, b):
             if x.shape != y.shape:
                 out.append(f"{label}: shapes {x.shape} and {y.shape}")
                 continue
@@ -124,15 +129,30 @@ def problems(row: Equivalence, dtype: str, a: Trajectory, b: Trajectory) -> list
     return out
 
 
-def largest_differences(row: Equivalence, a: Trajectory, b: Trajectory) -> dict[str, tuple[float, float]]:
-    """what -> (max |a - b|, max |a - b| / |b| over |b| > 1e-3): the figures a tolerance rests on."""
+SMALL = 1e-3  # |b| at or below it: the relative difference of a tiny value says little (not a drift)
+
+
+class Differences(NamedTuple):
+    """The figures a tolerance rests on (maxima over the values compared)."""
+
+    absolute: float  # max |a - b|
+    absolute_small: float  # max |a - b| over |b| <= SMALL
+    relative_big: float  # max |a - b| / |b| over |b| > SMALL
+    relative: float  # max |a - b| / |b| over every value (inf where b = 0 and a is not)
+
+
+def largest_differences(row: Equivalence, a: Trajectory, b: Trajectory) -> dict[str, Differences]:
+    """what -> its Differences."""
     out = {}
     for what in row.tolerances:
-        absolute = relative = 0.0
-        for _, x, y in compared(row, what, a, b):
-            diff = np.abs(x - y)
-            absolute = max(absolute, float(np.max(diff, initial=0.0)))
-            big = np.abs(y) > 1e-3
-            relative = max(relative, float(np.max(diff[big] / np.abs(y[big]), initial=0.0)))
-        out[what] = (absolute, relative)
+        worst = np.zeros(len(Differences._fields))
+        for _, x, y in compared(what, a, b):
+            diff, scale = np.abs(x - y), np.abs(y)
+            small = scale <= SMALL
+            with np.errstate(divide="ignore", invalid="ignore"):
+                relative = np.where(diff == 0, 0.0, diff / scale)
+            figures = [np.max(diff, initial=0.0), np.max(diff[small], initial=0.0),
+                       np.max(relative[~small], initial=0.0), np.max(relative, initial=0.0)]
+            worst = np.maximum(worst, figures)
+        out[what] = Differences(*map(float, worst))
     return out

@@ -20,7 +20,7 @@ class DynamicNet(torch.nn.Module):
 
     def forward(self, x):
         y = self.a + self.b * x + self.c * x ** 2 + self.d * x ** 3
-        # Orders 4 (and maybe 5), all weighted by the one Parameter e
+        # Orders 4 and 5, 4 alone or neither (a third of the time each), all weighted by the one Parameter e
         for exp in range(4, random.randint(4, 6)):
             y = y + self.e * x ** exp
         return y
