@@ -116,7 +116,8 @@ def test_unused_golden_files_are_listed(golden_dir):
     assert golden.unused_files() == [stray]
 
 
-def test_update_flow_missing_fails_with_command_update_writes_only_the_selected_then_a_mismatch_fails_with_a_report(golden_dir, pytester):
+def test_update_flow_missing_fails_with_command_update_writes_only_the_selected_then_a_mismatch_fails_with_a_report(
+        golden_dir, pytester):
     first = _pytest(pytester, NODE)
     assert first.ret == 1
     assert "missing golden" in first.stdout.str() and f'pytest "{NODE}" --update-goldens' in first.stdout.str()
