@@ -15,7 +15,7 @@ import pytest
 
 from reference.harness import plan
 from reference.injections import INJECTIONS, active
-from reference.testing import plugin
+from reference.testing import plugin, runs
 from reference.testing.runs import SharedRuns, plan_digest
 
 PLUGIN = ("-p", "reference.testing.plugin", "-p", "no:cacheprovider")
@@ -151,8 +151,25 @@ def test_loading_the_plugin_imports_no_torch():
     (SimpleNamespace(getoption=lambda name, default=None: "no"), True),  # no xdist workers
     (SimpleNamespace(getoption=lambda name, default=None: default), True),  # -p no:xdist
 ], ids=["worker", "controller", "serial", "without-xdist"])
-def test_only_the_processes_that_run_tests_import_torch(process, runs_tests):
+def test_runs_tests_is_false_only_in_the_xdist_controller(process, runs_tests):
     assert plugin._runs_tests(process) is runs_tests
+
+
+@pytest.mark.parametrize("worker, imports_torch", [(False, False), (True, True)], ids=["controller", "worker"])
+def test_configure_imports_torch_in_a_worker_and_not_in_the_xdist_controller(tmp_path, monkeypatch, worker,
+                                                                              imports_torch):
+    imported = []
+    monkeypatch.setattr(plugin, "_import_torch", lambda: imported.append(True))
+    monkeypatch.setattr(plugin, "_stop_with_the_controller", lambda config: None)  # no signal handler, no golden hook
+    monkeypatch.setattr(runs, "new_session_folder", lambda: tmp_path)
+    options = {"dist": "worksteal", "--record-trajectories": None}
+    config = SimpleNamespace(getoption=lambda name, default=None: options.get(name, default),
+                             addinivalue_line=lambda name, line: None, add_cleanup=lambda cleanup: None)
+    if worker:
+        config.workerinput = {"workerid": "gw0", runs.WORKER_INPUT_KEY: str(tmp_path)}
+    plugin.pytest_configure(config)
+    assert bool(imported) is imports_torch
+    assert config._tes_runs_dir == tmp_path  # the rest of configure ran
 
 
 @pytest.mark.parametrize("numprocesses, dist, expected", [
