@@ -395,5 +395,10 @@ def test_a_departure_that_cannot_be_rerun_leaves_the_recorded_run_as_it_was(two_
         raise RuntimeError("the re-run failed")
 
     monkeypatch.setattr(departure, "rerun_traced", boom)
+    before = copy.deepcopy(changed)
     assert departure.record_departure(changed) is changed
     assert calls == [[step, step + 1]], "the re-run was not attempted"
+    # returned as it was, not changed in place
+    assert changed.losses == before.losses and changed.trace == before.trace
+    assert changed.params.keys() == before.params.keys()
+    assert all(torch.equal(changed.params[n], before.params[n]) for n in before.params)
