@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 import reference
 
-pytestmark = pytest.mark.property
+pytestmark = [pytest.mark.property, pytest.mark.usefixtures("one_thread")]
 
 KNOWN_CLAIMS = {
     "final_loss_below", "final_over_optimum_below", "lowest_loss_below", "seed_range", "worst_seed", "measured", "note",
@@ -58,15 +58,6 @@ def variant_params() -> list:
         for vid, variant in reference.VARIANTS.items()
         if variant.family in FAMILIES
     ]
-
-
-@pytest.fixture(autouse=True)
-def one_blas_thread():
-    """See Note [NumPy's BLAS threads]."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 def least_squares_optimum(points: int) -> float:
