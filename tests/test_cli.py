@@ -214,14 +214,11 @@ def test_out_expands_tilde_and_creates_missing_folders(capsys, tmp_path, monkeyp
     assert f"wrote 1 trajectories to {written}" in capsys.readouterr().out
 
 
-def test_out_file_honours_the_umask_0644_under_umask_022(tmp_path, monkeypatch, capsys):
+def test_out_file_honours_the_umask_0644_under_umask_022(tmp_path, monkeypatch, capsys, umask):
     """The acceptance line `umask 022; python -m reference run mlp.nn --steps 5 --out r.json`, in-process."""
     monkeypatch.chdir(tmp_path)
-    before = os.umask(0o022)
-    try:
-        assert cli.main(["run", "mlp.nn", "--steps", "5", "--out", "r.json"]) == 0
-    finally:
-        os.umask(before)
+    umask(0o022)
+    assert cli.main(["run", "mlp.nn", "--steps", "5", "--out", "r.json"]) == 0
     assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o644
 
 

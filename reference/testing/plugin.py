@@ -6,7 +6,7 @@
 - device / dtype parametrisation in PyTorch's device-generic style (ids end in `cpu_float64`);
 - the CUDA and compile policies (skip saying why, or fail under --require-*);
 - fixtures: `cached_run` (the session's runs, shared by the xdist workers), `shared_once` (any costly
-  result, likewise), `golden` (golden.check), `artifacts_dir`, `one_thread`;
+  result, likewise), `golden` (golden.check), `artifacts_dir`, `one_thread`, `umask`;
 - the session summary of golden comparisons and device checks;
 - Hypothesis profiles (dev, ci under CI=true, thorough) and torch's generator registered with it.
 """
@@ -278,6 +278,15 @@ def one_thread():
 
     with thread_count(1):
         yield
+
+
+@pytest.fixture
+def umask():
+    """umask(mask) sets the process umask for one test; restored after."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield lambda mask: os.umask(mask)
+    os.umask(before)
 
 
 @pytest.fixture
