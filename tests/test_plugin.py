@@ -18,9 +18,6 @@ from reference.injections import INJECTIONS, active
 from reference.testing import plugin, runs
 from reference.testing.runs import SharedRuns, plan_digest
 
-PLUGIN = ("-p", "reference.testing.plugin", "-p", "no:cacheprovider")
-
-
 def test_plans_that_make_the_same_run_are_equal_and_hash_alike_however_spelled():
     spelled = plan("mlp.nn", dtype="double", lr=1e-4)
     default = plan("mlp.nn", dtype="float64", steps=spelled.variant.steps)
@@ -42,7 +39,7 @@ def test_dtypes_marker_narrows_the_dtypes_with_pytorch_style_ids(pytester):
         def test_b(dtype):
             pass
     """))
-    result = pytester.runpytest(*PLUGIN, "--collect-only", "-q")
+    result = pytester.runpytest(*plugin.PYTESTER_ARGS, "--collect-only", "-q")
     ids = sorted(line.split("::")[1] for line in result.outlines if "::" in line)
     assert ids == ["test_a[cpu_float16]", "test_a[cpu_int64]", "test_a[cuda_float16]", "test_a[cuda_int64]",
                    "test_b[float32]", "test_b[float64]"]
@@ -56,7 +53,7 @@ def test_dtypes_marker_naming_no_torch_dtype_is_a_usage_error(pytester):
         def test_a(dtype):
             pass
     """))
-    result = pytester.runpytest(*PLUGIN, "--collect-only", "-q")
+    result = pytester.runpytest(*plugin.PYTESTER_ARGS, "--collect-only", "-q")
     assert result.ret != 0
     assert any("'float33' named; name torch dtypes" in line for line in result.outlines + result.errlines)
 

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 REQUIRE_CUDA_ENV = "TES_REQUIRE_CUDA"
 REQUIRE_COMPILE_ENV = "TES_REQUIRE_COMPILE"
 COMPILE_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+# what loads this plugin into a pytester session of the plugin's tests, by module name as the root
+# conftest.py loads it (no cache: nothing written beside the test's files)
+PYTESTER_ARGS = ("-p", __name__, "-p", "no:cacheprovider")
 
 MARKERS = {
     "cpu": "runs on the CPU device",
