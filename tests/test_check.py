@@ -14,8 +14,8 @@ import torch
 from reference import check, golden, injections
 from reference.cli import main
 from reference.golden import GoldenKey
-from reference.torch_facts import clamp_passes_gradient_at_zero
 from report_page import Page
+from torch_skips import skip_unless_clamp_passes_gradient_at_zero
 
 # the cheapest golden rows (about a second each at one thread)
 CHEAP = "poly.tensor"
@@ -58,9 +58,7 @@ def test_check_under_an_injected_change_exits_1_and_names_the_differing_variants
 
 
 def test_check_properties_catch_a_clamp_whose_gradient_at_zero_is_relus(capsys, monkeypatch):
-    if not clamp_passes_gradient_at_zero():  # torch >= 2.14: See Note [clamp gradient at 0]
-        pytest.skip(f"torch {torch.__version__}'s clamp(min=0) already has relu's gradient at 0: "
-                    "injecting it changes nothing here")
+    skip_unless_clamp_passes_gradient_at_zero("here")
     monkeypatch.setenv(check.INJECT_ENV, "clamp(min=0) grad at 0")
     status, out, _ = run_check(capsys, "-k", "gradient at exactly 0")
     assert status == 1

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -98,6 +100,16 @@ def test_unknown_names_are_refused_with_the_valid_choices(capsys, no_runs, argv,
     for text in expected:
         assert text in line
     assert not no_runs
+
+
+def test_python_m_reference_refuses_an_unknown_variant_with_one_line_and_status_2():
+    """reference/__main__.py end to end, once (a subprocess: ~5 s, its torch import)."""
+    out = subprocess.run([sys.executable, "-m", "reference", "run", "mlp.nnn"], capture_output=True, text=True,
+                         cwd=ROOT, check=False, timeout=300)
+    assert out.returncode == 2 and out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: unknown variant 'mlp.nnn'"), out.stderr[-2000:]
+    assert "Valid choices: " in lines[0] and "mlp.nn," in lines[0]
 
 
 @pytest.mark.parametrize("name, value, flag", [
@@ -202,14 +214,11 @@ def test_out_expands_tilde_and_creates_missing_folders(capsys, tmp_path, monkeyp
     assert f"wrote 1 trajectories to {written}" in capsys.readouterr().out
 
 
-def test_out_file_honours_the_umask_0644_under_umask_022(tmp_path, monkeypatch, capsys):
-    """The acceptance line: `umask 022; python -m reference run mlp.nn --steps 5 --out r.json`."""
+def test_out_file_honours_the_umask_0644_under_umask_022(tmp_path, monkeypatch, capsys, umask):
+    """The acceptance line `umask 022; python -m reference run mlp.nn --steps 5 --out r.json`, in-process."""
     monkeypatch.chdir(tmp_path)
-    before = os.umask(0o022)
-    try:
-        assert cli.main(["run", "mlp.nn", "--steps", "5", "--out", "r.json"]) == 0
-    finally:
-        os.umask(before)
+    umask(0o022)
+    assert cli.main(["run", "mlp.nn", "--steps", "5", "--out", "r.json"]) == 0
     assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o644
 
 

@@ -13,6 +13,7 @@ import torch
 from reference import compare
 from reference.cli import main
 from reference.harness import Trajectory
+from reference.testing.plugin import PYTESTER_ARGS
 from reference.trajectory import save_trajectories
 
 
@@ -213,9 +214,7 @@ RECORDING_TESTS = textwrap.dedent("""
 
 
 def _record(pytester, out):
-    # the suite's plugin, loaded by its module name as the root conftest.py loads it
-    return pytester.runpytest("-p", "reference.testing.plugin", "-p", "no:cacheprovider",
-                              "--record-trajectories", str(out))
+    return pytester.runpytest(*PYTESTER_ARGS, "--record-trajectories", str(out))
 
 
 def test_record_trajectories_writes_the_sessions_shared_runs_and_replaces_only_its_own_files(pytester):

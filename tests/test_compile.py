@@ -11,6 +11,7 @@ Opt-in (`pytest -m compile`): a cold inductor compile costs 20-35 s per variant 
 from __future__ import annotations
 
 from dataclasses import asdict
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -112,6 +113,20 @@ def _bitwise_difference(run, eager) -> str | None:
         if not torch.equal(run.params[name], eager.params[name]):
             return f"final parameter {name} differs (losses equal)"
     return None
+
+
+def test_bitwise_difference_names_the_first_differing_loss_or_parameter_and_takes_nan_as_equal():
+    """The aot_eager verdict's helper, on made-up runs (cheap: no compiling)."""
+    def run(losses, w):
+        return SimpleNamespace(losses=losses, params={"w": torch.tensor(w, dtype=torch.float64)})
+
+    nan = float("nan")
+    eager = run([3.0, nan, 1.0], [0.5, -0.25])
+    assert _bitwise_difference(run([3.0, nan, 1.0], [0.5, -0.25]), eager) is None
+    assert _bitwise_difference(run([3.0, 2.0, 1.0], [0.5, -0.25]), eager) == "loss of step 1 is 2.0, eager nan"
+    assert _bitwise_difference(run([3.0, nan, 1.0 + 2**-40], [0.5, -0.25]), eager).startswith("loss of step 2 ")
+    assert _bitwise_difference(run([3.0, nan, 1.0], [0.5, -0.25 + 2**-40]), eager) == \
+        "final parameter w differs (losses equal)"
 
 
 # --- the argument (cheap: in the default gate) ---------------------------------------------------------

@@ -7,7 +7,7 @@ benchmarks/measure_convergence.py, with a margin; the command and the figures ar
 
   final_loss_below           the loss at the last step is below this
   final_over_optimum_below   poly: the last loss over the least-squares optimum of the cubic on the
-                             same grid (computed here in closed form with np.linalg.lstsq) is below this
+                             same grid (reference/poly_optimum.py: np.linalg.lstsq) is below this
   lowest_loss_below          the smallest loss of the run is below this (for a variant whose last
                              loss is erratic, such as mlp.dynamic: it gets the claim it satisfies)
   seed_range                 [first, last]: the seeds the measurement covered, every one of them; the
@@ -26,16 +26,15 @@ and dev profiles (max_examples 25), more under thorough (500 -> 25). poly.dynami
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 import reference
+from reference.poly_optimum import least_squares_optimum
 
-pytestmark = pytest.mark.property
+pytestmark = [pytest.mark.property, pytest.mark.usefixtures("one_thread")]
 
 KNOWN_CLAIMS = {
     "final_loss_below", "final_over_optimum_below", "lowest_loss_below", "seed_range", "worst_seed", "measured", "note",
@@ -58,25 +57,6 @@ def variant_params() -> list:
         for vid, variant in reference.VARIANTS.items()
         if variant.family in FAMILIES
     ]
-
-
-@pytest.fixture(autouse=True)
-def one_blas_thread():
-    """See Note [NumPy's BLAS threads]."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
-def least_squares_optimum(points: int) -> float:
-    """The smallest sum of squared errors any cubic a + b x + c x^2 + d x^3 reaches against sin(x)
-    on x = linspace(-pi, pi, points), in closed form. (The NumPy programs' float64 grid; the torch
-    programs draw it in float32, which moves the optimum by ~1e-7 relative.)"""
-    x = np.linspace(-math.pi, math.pi, points)
-    features = np.stack([np.ones_like(x), x, x**2, x**3], axis=1)
-    coefficients, *_ = np.linalg.lstsq(features, np.sin(x), rcond=None)
-    return float(np.sum((features @ coefficients - np.sin(x)) ** 2))
 
 
 def assert_meets_claims(vid: str, seed: int, run_variant) -> None:

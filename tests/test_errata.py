@@ -13,6 +13,7 @@ import reference
 from reference.catalogue import load_toml
 from reference.tolerances import tolerance
 from reference.mnist import evaluate, load_datasets, rebuild_model
+from reference.poly_optimum import least_squares_optimum
 
 DOCUMENTED, FIXED = "mnist.quickstart", "mnist.quickstart_fixed"
 MNIST_CLAIMS = reference.VARIANTS[DOCUMENTED].claims
@@ -71,16 +72,8 @@ def test_blog_mnist_2021_avg_test_loss_is_about_batch_size_times_smaller_than_th
 
 # --- blog-poly: RMSprop at lr 1e-6 ----------------------------------------------------------------
 
-def cubic_optimum(points: int) -> float:
-    """Least-squares loss of a + b x + c x^2 + d x^3 against sin(x) on poly.optim's grid (float64)."""
-    x = np.linspace(-np.pi, np.pi, points)
-    features = np.stack([np.ones_like(x), x, x**2, x**3], axis=1)
-    coef, *_ = np.linalg.lstsq(features, np.sin(x), rcond=None)
-    return float(np.sum((features @ coef - np.sin(x)) ** 2))
-
-
 def _over_optimum(seeds, run):
-    best = cubic_optimum(reference.VARIANTS["poly.optim"].hyperparameters["points"])
+    best = least_squares_optimum(reference.VARIANTS["poly.optim"].hyperparameters["points"])
     documented = [run("poly.optim", seed=s, threads=1).losses[-1] / best for s in seeds]
     blog_poly = [run("poly.optim", seed=s, threads=1, lr=1e-6).losses[-1] / best for s in seeds]
     return documented, blog_poly

@@ -11,15 +11,6 @@ from reference import files
 from reference.files import atomic_write
 
 
-@pytest.fixture
-def umask():
-    """Set the process umask for one test, restored after."""
-    before = os.umask(0o022)
-    os.umask(before)
-    yield lambda mask: os.umask(mask)
-    os.umask(before)
-
-
 def mode(path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 

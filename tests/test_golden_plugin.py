@@ -116,7 +116,8 @@ def test_unused_golden_files_are_listed(golden_dir):
     assert golden.unused_files() == [stray]
 
 
-def test_update_flow_missing_fails_with_command_then_update_writes_only_the_selected(golden_dir, pytester):
+def test_update_flow_missing_fails_with_command_update_writes_only_the_selected_then_a_mismatch_fails_with_a_report(
+        golden_dir, pytester):
     first = _pytest(pytester, NODE)
     assert first.ret == 1
     assert "missing golden" in first.stdout.str() and f'pytest "{NODE}" --update-goldens' in first.stdout.str()
@@ -130,6 +131,18 @@ def test_update_flow_missing_fails_with_command_then_update_writes_only_the_sele
 
     again = _pytest(pytester, NODE)
     assert again.ret == 0 and "1 exact" in again.stdout.str()
+
+    # a golden the run no longer matches: its last loss pushed far beyond any tolerance
+    data = json.loads(KEY.path.read_text())
+    data["losses"][-1] = float(data["losses"][-1]) * 1e6
+    KEY.path.write_text(json.dumps(data))
+    artifacts = golden_dir / "artifacts"
+    mismatch = _pytest(pytester, NODE, "--artifacts-dir", str(artifacts))
+    out = mismatch.stdout.str()
+    assert mismatch.ret == 1 and f"golden mismatch for {KEY} on cpu" in out
+    assert (artifacts / "goldens" / f"{KEY}-cpu.txt").is_file()
+    summary = out[out.index("golden comparisons"):]
+    assert "1 failed" in summary.splitlines()[1]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour on a machine without a GPU")

@@ -29,7 +29,9 @@ from reference.mnist import (
 )
 from reference.variants import mnist_quickstart as mq
 
-pytestmark = pytest.mark.mnist
+# the loops called directly here run at 1 thread, as the runs do (2 threads only stall at these
+# sizes on small machines, and give other last bits)
+pytestmark = [pytest.mark.mnist, pytest.mark.usefixtures("one_thread")]
 
 DOCUMENTED, FIXED = "mnist.quickstart", "mnist.quickstart_fixed"
 HP = reference.VARIANTS[DOCUMENTED].hyperparameters
@@ -38,14 +40,6 @@ PER_EPOCH = -(-reference.VARIANTS[DOCUMENTED].claims["embedded_train_samples"] /
 
 def claims(vid: str):
     return reference.VARIANTS[vid].claims
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The loops called directly here run at 1 thread, as the runs do (2 threads only stall at
-    these sizes on small machines, and give other last bits)."""
-    with thread_count(1):
-        yield
 
 
 # --- the model ------------------------------------------------------------------------------------

@@ -15,11 +15,8 @@ import pytest
 
 from reference.harness import plan
 from reference.injections import INJECTIONS, active
-from reference.testing import plugin
+from reference.testing import plugin, runs
 from reference.testing.runs import SharedRuns, plan_digest
-
-PLUGIN = ("-p", "reference.testing.plugin", "-p", "no:cacheprovider")
-
 
 def test_plans_that_make_the_same_run_are_equal_and_hash_alike_however_spelled():
     spelled = plan("mlp.nn", dtype="double", lr=1e-4)
@@ -42,7 +39,7 @@ def test_dtypes_marker_narrows_the_dtypes_with_pytorch_style_ids(pytester):
         def test_b(dtype):
             pass
     """))
-    result = pytester.runpytest(*PLUGIN, "--collect-only", "-q")
+    result = pytester.runpytest(*plugin.PYTESTER_ARGS, "--collect-only", "-q")
     ids = sorted(line.split("::")[1] for line in result.outlines if "::" in line)
     assert ids == ["test_a[cpu_float16]", "test_a[cpu_int64]", "test_a[cuda_float16]", "test_a[cuda_int64]",
                    "test_b[float32]", "test_b[float64]"]
@@ -56,7 +53,7 @@ def test_dtypes_marker_naming_no_torch_dtype_is_a_usage_error(pytester):
         def test_a(dtype):
             pass
     """))
-    result = pytester.runpytest(*PLUGIN, "--collect-only", "-q")
+    result = pytester.runpytest(*plugin.PYTESTER_ARGS, "--collect-only", "-q")
     assert result.ret != 0
     assert any("'float33' named; name torch dtypes" in line for line in result.outlines + result.errlines)
 
@@ -151,8 +148,25 @@ def test_loading_the_plugin_imports_no_torch():
     (SimpleNamespace(getoption=lambda name, default=None: "no"), True),  # no xdist workers
     (SimpleNamespace(getoption=lambda name, default=None: default), True),  # -p no:xdist
 ], ids=["worker", "controller", "serial", "without-xdist"])
-def test_only_the_processes_that_run_tests_import_torch(process, runs_tests):
+def test_runs_tests_is_false_only_in_the_xdist_controller(process, runs_tests):
     assert plugin._runs_tests(process) is runs_tests
+
+
+@pytest.mark.parametrize("worker, imports_torch", [(False, False), (True, True)], ids=["controller", "worker"])
+def test_configure_imports_torch_in_a_worker_and_not_in_the_xdist_controller(tmp_path, monkeypatch, worker,
+                                                                              imports_torch):
+    imported = []
+    monkeypatch.setattr(plugin, "_import_torch", lambda: imported.append(True))
+    monkeypatch.setattr(plugin, "_stop_with_the_controller", lambda config: None)  # no signal handler, no golden hook
+    monkeypatch.setattr(runs, "new_session_folder", lambda: tmp_path)
+    options = {"dist": "worksteal", "--record-trajectories": None}
+    config = SimpleNamespace(getoption=lambda name, default=None: options.get(name, default),
+                             addinivalue_line=lambda name, line: None, add_cleanup=lambda cleanup: None)
+    if worker:
+        config.workerinput = {"workerid": "gw0", runs.WORKER_INPUT_KEY: str(tmp_path)}
+    plugin.pytest_configure(config)
+    assert bool(imported) is imports_torch
+    assert config._tes_runs_dir == tmp_path  # the rest of configure ran
 
 
 @pytest.mark.parametrize("numprocesses, dist, expected", [

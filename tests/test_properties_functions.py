@@ -18,21 +18,14 @@ from hypothesis.extra import numpy as hnp
 
 from reference.tolerances import tolerance
 from reference.torch_facts import clamp_passes_gradient_at_zero, fact
-from reference.harness import thread_count
 from reference.variants.mlp_custom_function import MyReLU
 from reference.variants.poly_custom_function import LegendrePolynomial3
 
-pytestmark = pytest.mark.property
+pytestmark = [pytest.mark.property, pytest.mark.usefixtures("one_thread")]
 
 FLOAT_DTYPES = ["float16", "bfloat16", "float32", "float64"]
 INT_DTYPES = ["uint8", "int8", "int16", "int32", "int64"]
 BITS = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32, torch.float64: torch.int64}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    with thread_count(1):
-        yield
 
 
 def bits(t: torch.Tensor) -> torch.Tensor:

@@ -31,24 +31,15 @@ from hypothesis import strategies as st
 
 from reference.tolerances import tolerance
 from reference.torch_facts import clamp_passes_gradient_at_zero
-from reference.harness import full_precision_matmul, thread_count
+from reference.harness import full_precision_matmul
 from reference.variants import mlp_numpy, mlp_tensor, poly_numpy, poly_tensor
 
-pytestmark = pytest.mark.property
+pytestmark = [pytest.mark.property, pytest.mark.usefixtures("one_thread")]
 
 NUMPY_DTYPES = {"float32": np.float32, "float64": np.float64}
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DECADES = {"float32": 4, "float64": 40}  # values in +-[10^-DECADES, 10^DECADES] and 0 (see above)
 MAX_SIDE = 64
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread and one BLAS thread: See Note [NumPy's BLAS threads]."""
-    from threadpoolctl import threadpool_limits
-
-    with thread_count(1), threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 # --- drawing inputs ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from reference import trace
 from reference.golden import GoldenKey
 from reference.harness import Trajectory
 from reference.injections import INJECTIONS, patched
+from torch_skips import skip_unless_clamp_passes_gradient_at_zero
 
 
 def _traced(variant_id, step=0, **kwargs):
@@ -124,11 +125,7 @@ def test_injected_change_is_localized_to_its_op_and_phase(change, variant_id, st
 def _first_exact_zero_step() -> int:
     """The first step whose backward meets an exact zero in clamp's input (float32, seed 0): the
     step before the first loss that relu's gradient at 0 changes."""
-    from reference.torch_facts import clamp_passes_gradient_at_zero
-
-    if not clamp_passes_gradient_at_zero():  # torch >= 2.14: the change this case injects is this torch's own
-        pytest.skip(f"torch {torch.__version__}'s clamp(min=0) already has relu's gradient at 0: "
-                    "injecting it changes nothing (the tox results compare it against 2.13's)")
+    skip_unless_clamp_passes_gradient_at_zero("(the tox results compare it against 2.13's)")
     plain = reference.run("mlp.autograd", steps=300, threads=1).losses
     with INJECTIONS["clamp(min=0) grad at 0: 1 -> 0 (relu's)"]():
         relu = reference.run("mlp.autograd", steps=300, threads=1).losses
@@ -396,8 +393,13 @@ def test_a_departure_that_cannot_be_rerun_leaves_the_recorded_run_as_it_was(two_
         raise RuntimeError("the re-run failed")
 
     monkeypatch.setattr(departure, "rerun_traced", boom)
+    before = copy.deepcopy(changed)
     assert departure.record_departure(changed) is changed
     assert calls == [[step, step + 1]], "the re-run was not attempted"
+    # returned as it was, not changed in place
+    assert changed.losses == before.losses and changed.trace == before.trace
+    assert changed.params.keys() == before.params.keys()
+    assert all(torch.equal(changed.params[n], before.params[n]) for n in before.params)
 
 
 def test_a_cell_neither_column_traced_says_so_instead_of_naming_no_op():

@@ -6,7 +6,7 @@
 - device / dtype parametrisation in PyTorch's device-generic style (ids end in `cpu_float64`);
 - the CUDA and compile policies (skip saying why, or fail under --require-*);
 - fixtures: `cached_run` (the session's runs, shared by the xdist workers), `shared_once` (any costly
-  result, likewise), `golden` (golden.check), `artifacts_dir`;
+  result, likewise), `golden` (golden.check), `artifacts_dir`, `one_thread`, `umask`;
 - the session summary of golden comparisons and device checks;
 - Hypothesis profiles (dev, ci under CI=true, thorough) and torch's generator registered with it.
 """
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 REQUIRE_CUDA_ENV = "TES_REQUIRE_CUDA"
 REQUIRE_COMPILE_ENV = "TES_REQUIRE_COMPILE"
 COMPILE_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+# what loads this plugin into a pytester session of the plugin's tests, by module name as the root
+# conftest.py loads it (no cache: nothing written beside the test's files)
+PYTESTER_ARGS = ("-p", __name__, "-p", "no:cacheprovider")
 
 MARKERS = {
     "cpu": "runs on the CPU device",
@@ -267,6 +270,26 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 # --- fixtures ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread and one NumPy BLAS thread for what a test computes itself, as its runs use
+    (reference.harness.thread_count: See Note [NumPy's BLAS threads]). Modules take it with
+    `pytestmark = [..., pytest.mark.usefixtures("one_thread")]`."""
+    from ..harness import thread_count
+
+    with thread_count(1):
+        yield
+
+
+@pytest.fixture
+def umask():
+    """umask(mask) sets the process umask for one test; restored after."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield lambda mask: os.umask(mask)
+    os.umask(before)
 
 
 @pytest.fixture
