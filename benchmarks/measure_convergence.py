@@ -34,15 +34,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from reference.poly_optimum import least_squares_optimum  # noqa: E402
+
 FIXED_START = {"poly.custom_function": 5}  # variants with no random draws: this many seeds suffice
-
-
-def lstsq_optimum(points: int) -> float:
-    """Least-squares optimum of a + b x + c x^2 + d x^3 against sin(x) on linspace(-pi, pi, points)."""
-    x = np.linspace(-math.pi, math.pi, points)
-    features = np.stack([np.ones_like(x), x, x**2, x**3], axis=1)
-    coef, *_ = np.linalg.lstsq(features, np.sin(x), rcond=None)
-    return float(np.sum((features @ coef - np.sin(x)) ** 2))
 
 
 def _init_worker() -> None:
@@ -69,7 +63,7 @@ def one_run(task: tuple[str, int, str | None]) -> dict:
         "finite": finite, "rising_fraction": rising, "wall_s": time.perf_counter() - start,
     }
     if vid.startswith("poly."):
-        row["over_optimum"] = row["final"] / lstsq_optimum(int(t.hyperparameters["points"]))
+        row["over_optimum"] = row["final"] / least_squares_optimum(int(t.hyperparameters["points"]))
     return row
 
 
@@ -127,7 +121,7 @@ def main() -> None:
     # longest first, so that the pool does not end on one slow straggler
     tasks.sort(key=lambda t: t[0] != "poly.dynamic")
 
-    print(f"least-squares optimum of the cubic on linspace(-pi, pi, 2000): {lstsq_optimum(2000):.6g}")
+    print(f"least-squares optimum of the cubic on linspace(-pi, pi, 2000): {least_squares_optimum(2000):.6g}")
     by_variant: dict[str, list[dict]] = {v: [] for v in variants}
     out = open(args.out, "w") if args.out else None
     with mp.get_context("spawn").Pool(args.jobs, initializer=_init_worker) as pool:

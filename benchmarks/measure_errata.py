@@ -17,6 +17,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from reference.poly_optimum import least_squares_cubic  # noqa: E402
+
 
 def parse_seeds(text: str) -> list[int]:
     seeds: list[int] = []
@@ -24,14 +26,6 @@ def parse_seeds(text: str) -> list[int]:
         lo, _, hi = part.partition("-")
         seeds += range(int(lo), int(hi or lo) + 1)
     return seeds
-
-
-def cubic_optimum(points: int = 2000) -> tuple[float, np.ndarray]:
-    """Least-squares fit of a + b x + c x^2 + d x^3 to sin(x) on poly.optim's grid, in float64."""
-    x = np.linspace(-np.pi, np.pi, points)
-    features = np.stack([np.ones_like(x), x, x**2, x**3], axis=1)
-    coef, *_ = np.linalg.lstsq(features, np.sin(x), rcond=None)
-    return float(np.sum((features @ coef - np.sin(x)) ** 2)), coef
 
 
 def coefficients(t) -> np.ndarray:
@@ -46,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import reference
 
-    best, best_coef = cubic_optimum()
+    best, best_coef = least_squares_cubic(2000)
     print(f"least-squares optimum: loss {best:.6f}, coefficients {np.round(best_coef, 6).tolist()}")
     rows = {"1e-3": [], "1e-6": []}
     for seed in parse_seeds(args.seeds):
