@@ -57,7 +57,7 @@ def main() -> int:
         vid, dtype, backend, steps = sys.argv[2:6]
         print(json.dumps(child(vid, dtype, None if backend == "eager" else backend, int(steps))))
         return 0
-    from reference.compiling import BACKENDS, compilable_variants, unavailable_reason
+    from reference.harness.compiling import BACKENDS, compilable_variants, unavailable_reason
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", default=",".join(compilable_variants()))

@@ -50,7 +50,7 @@ def pytest_configure(config) -> None:
 
     worker = config.workerinput["workerid"] if is_worker else "main"
     log_path = Path(log_dir) / f"{worker}.pickle"
-    original = harness.execute
+    original = harness.running
     calls: list[tuple[str, dict, tuple[str, ...], float]] = []
 
     def logged_execute(p, **options):
@@ -63,7 +63,7 @@ def pytest_configure(config) -> None:
                       active(), time.perf_counter() - start))
         return result
 
-    harness.execute = logged_execute
+    harness.running = logged_execute
     config.add_cleanup(lambda: log_path.write_bytes(pickle.dumps(calls)))
 
 

@@ -1,4 +1,4 @@
-"""Cost of op tracing (reference/trace.py): prints the traced-step cost ratio and the overhead with
+"""Cost of op tracing (reference/trace/): prints the traced-step cost ratio and the overhead with
 tracing off.
 
     python benchmarks/bench_trace.py [--variant mlp.autograd] [--steps 200] [--repeats 5]
@@ -8,7 +8,7 @@ off      reference.run(..., trace_steps=None): the harness's only extra work is 
          the per-step bookkeeping without any op recorded), best of `repeats`.
 traced   every step traced against none: the ratio of wall times per step.
 departure  what `pytest --record-trajectories` adds for a run that leaves its golden
-         (reference.departure.record_departure): a re-run up to the departing steps, two of them
+         (reference.judge.locate.record_departure): a re-run up to the departing steps, two of them
          traced; timed for mlp.autograd float32 under the clamp change that stands in for torch 2.14
          (on torch 2.14 itself the change is a no-op: nothing departs, and it says so).
 
@@ -55,18 +55,18 @@ def departure_cost() -> None:
     """The recording's extra cost for one run that leaves its golden (a golden written here)."""
     import tempfile
 
-    from reference import golden
-    from reference.departure import record_departure
+    from reference.judge import goldens as golden
+    from reference.judge.locate import record_departure
     from reference.injections import INJECTIONS
 
     with tempfile.TemporaryDirectory() as root:
         old = os.environ.get(golden.GOLDENS_DIR_ENV)
         os.environ[golden.GOLDENS_DIR_ENV] = root
         try:
-            plain = reference.run("mlp.autograd", threads=1)
+            plain = reference.run("mlp.autograd", threads=1, record_state=True)
             golden.write(golden.GoldenKey("mlp.autograd", "float32", 0), plain)
             with INJECTIONS["clamp(min=0) grad at 0: 1 -> 0 (relu's)"]():
-                changed = reference.run("mlp.autograd", threads=1, trace_steps=[0, 1])
+                changed = reference.run("mlp.autograd", threads=1, trace_steps=[0, 1], record_state=True)
                 t0 = time.perf_counter()
                 recorded = record_departure(changed)
                 spent = time.perf_counter() - t0
@@ -77,7 +77,7 @@ def departure_cost() -> None:
                 os.environ[golden.GOLDENS_DIR_ENV] = old
     k = recorded.trace.get("departs_from_golden")
     if k is None:
-        from reference.torch_facts import clamp_passes_gradient_at_zero
+        from reference.facts import clamp_passes_gradient_at_zero
 
         why = ("the clamp change is a no-op on this torch, whose clamp already has relu's gradient at 0 "
                "(See Note [clamp gradient at 0])" if not clamp_passes_gradient_at_zero()

@@ -88,14 +88,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def cuda_unavailable_reason() -> str | None:
-    from reference.check import cuda_unavailable_reason as reason  # one wording for pytest, check and this
+    from reference.harness.planning import cuda_unavailable_reason as reason  # one wording for pytest, check and this
 
     return reason()
 
 
 def facts(device: str) -> dict[str, Any]:
     """What ran: torch, the host, the GPU and the environment variables that change its float32 math.
-    (reference/environment.py of issue 16 records the same into each Trajectory, where merged.)"""
+    (reference/harness/environment.py of issue 16 records the same into each Trajectory, where merged.)"""
     import numpy as np
     import torch
 
@@ -172,7 +172,7 @@ class Runs:
         self.steps_cap = steps_cap
 
     def steps(self, variant_id: str, dtype: str) -> int:
-        from reference.golden import GoldenKey
+        from reference.judge.goldens import GoldenKey
 
         n = GoldenKey(variant_id, dtype, 0).steps
         return n if self.steps_cap is None else min(n, self.steps_cap)
@@ -202,12 +202,14 @@ def compare_runs(variant_id: str, dtype: str, now, cpu, cpu64) -> dict[str, Any]
     """now (a device run) against cpu (the CPU run from the same start), under the policy."""
     import numpy as np
 
-    from reference import policy
+    from reference.judge.checks import relative_error, shadow_distance
+    from reference.judge.rules import rule_for
+    from reference.judge.verdict import judge
 
     a, g = np.asarray(now.losses), np.asarray(cpu.losses)
-    rel = np.where(np.isnan(policy.relative_error(a, g)), np.inf, policy.relative_error(a, g))
+    rel = np.where(np.isnan(relative_error(a, g)), np.inf, relative_error(a, g))
     # the early window: the steps the CPU row holds to per-step bands (its horizon)
-    window = min(policy.rule_for(variant_id, dtype, "cpu").horizon, len(a)) or 1
+    window = min(rule_for(variant_id, dtype, "cpu").horizon, len(a)) or 1
     early = min(window, 50)
     out: dict[str, Any] = {
         "variant": variant_id, "dtype": dtype, "steps": len(a), "window": window,
@@ -220,11 +222,11 @@ def compare_runs(variant_id: str, dtype: str, now, cpu, cpu64) -> dict[str, Any]
     }
     g64 = np.asarray(cpu64.losses)
     if dtype != "float64":
-        run_d, cpu_d = policy.shadow_distance(a, g64), policy.shadow_distance(g, g64)
+        run_d, cpu_d = shadow_distance(a, g64), shadow_distance(g, g64)
         out["distance_from_float64"] = {"run": _sig(run_d), "cpu_float32": _sig(cpu_d),
                                         "ratio": _sig(run_d / cpu_d) if cpu_d > 0 else None}
     for rows in ("cuda", "cpu"):
-        v = policy.compare(variant_id, dtype, a, g, device=rows, golden64=None if dtype == "float64" else g64)
+        v = judge(variant_id, dtype, a, g, device=rows, reference64=None if dtype == "float64" else g64)
         out[f"verdict_{rows}_rows"] = v.summary().replace(f" {rows} ", f" {now.device} vs cpu ({rows} rows) ", 1)
         out[f"caught_by_{rows}_rows"] = not v.ok
     return out
@@ -243,12 +245,12 @@ def section_devices(args, runs: Runs, device: str) -> dict[str, Any]:
 
 def section_tf32_on(args, runs: Runs, device: str) -> dict[str, Any]:
     import reference
-    from reference import harness, precision
+    from reference.harness import precision, running
 
     rows = []
-    original = harness.ieee_float32
+    original = running.ieee_float32
     # on a GPU: TF32 really on; in a dry run on the CPU: TF32 rounding emulated
-    harness.ieee_float32 = precision.tf32_matmul
+    running.ieee_float32 = precision.tf32_matmul
     try:
         for vid in args.variants:
             if "float32" not in reference.VARIANTS[vid].dtypes:
@@ -260,15 +262,15 @@ def section_tf32_on(args, runs: Runs, device: str) -> dict[str, Any]:
                 now = runs(vid, "float32", device, tag="tf32")
             row = compare_runs(vid, "float32", now, runs(vid, "float32", "cpu"), runs(vid, "float64", "cpu"))
             try:
-                harness.check_full_precision(now)
+                running.check_full_precision(now)
                 row["check_full_precision"] = "passed"
             except AssertionError as exc:
                 row["check_full_precision"] = f"failed: {exc}"
             rows.append(row)
     finally:
-        harness.ieee_float32 = original
-    return {"how": "TF32 matmul on (reference.precision.tf32_matmul)" if device != "cpu"
-            else "dry run: TF32 rounding emulated on the CPU (reference.precision.emulated_tf32)", "rows": rows}
+        running.ieee_float32 = original
+    return {"how": "TF32 matmul on (reference.harness.precision.tf32_matmul)" if device != "cpu"
+            else "dry run: TF32 rounding emulated on the CPU (reference.harness.precision.emulated_tf32)", "rows": rows}
 
 
 def section_mnist_speed(args, device: str) -> dict[str, Any]:

@@ -18,11 +18,14 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import reference  # noqa: E402
-from reference import golden, policy  # noqa: E402
-from reference.equivalence import equivalences, problems, run_pair  # noqa: E402
-from reference.golden import GoldenKey  # noqa: E402
-from reference.harness import Plan, Trajectory, execute, plan  # noqa: E402
-from reference.injections import INJECTIONS, patched, with_default  # noqa: E402,F401  (calibrate.py imports them here)
+from reference.harness.planning import Plan, plan  # noqa: E402
+from reference.harness.running import execute  # noqa: E402
+from reference.harness.trajectory import Trajectory  # noqa: E402
+from reference.injections import INJECTIONS  # noqa: E402
+from reference.judge.equivalence import equivalences, problems, run_pair  # noqa: E402
+from reference.judge.goldens import GoldenKey, judge_golden  # noqa: E402
+from reference.judge.status import Status  # noqa: E402
+from reference.judge.verdict import Verdict  # noqa: E402
 
 
 def kept_runs() -> Callable[..., Trajectory]:
@@ -40,19 +43,14 @@ def kept_runs() -> Callable[..., Trajectory]:
     return run
 
 
-def judge(variant_id: str, dtype: str, run: Callable[..., Trajectory], seed: int = 0) -> policy.Verdict:
-    key = GoldenKey(variant_id, dtype, seed)
-    gold = golden.read(key)["losses"]
-    gold64 = golden.read(GoldenKey(variant_id, "float64", seed))["losses"] if dtype != "float64" else None
-    record = golden.read(key)
-    now = run(variant_id, seed=seed, dtype=dtype, steps=key.steps, threads=1)
-    return policy.compare(variant_id, dtype, now.losses, gold, golden64=gold64,
-                          now_params=golden.params_record(now.params), golden_params=record["final_params"])
+def judge(variant_id: str, dtype: str, run: Callable[..., Trajectory], seed: int = 0) -> Verdict:
+    """The golden tests' judgement (reference.judge.goldens.judge_golden) of the run `run` makes."""
+    return judge_golden(GoldenKey(variant_id, dtype, seed), runner=run, threads=1).verdict
 
 
 def broken_equivalences(run: Callable[..., Trajectory], dtype: str) -> list[str]:
     """The golden-seed rows of specs/equivalences.toml that the runs break, judged as
-    tests/test_equivalences.py judges them (reference.equivalence.problems)."""
+    tests/test_equivalences.py judges them (reference.judge.equivalence.problems)."""
     return [row.id for row in equivalences() if row.seeds == "golden" and dtype in row.dtypes
             and problems(row, dtype, *run_pair(row, 0, dtype, runner=run), runner=run)]
 
@@ -71,14 +69,14 @@ def main() -> None:
             for dtype in ("float64", "float32"):
                 verdicts = [judge(v, dtype, run) for v in ids]
                 caught = [v.variant for v in verdicts if not v.ok]
-                unchanged = [v.variant for v in verdicts if v.status == policy.EXACT]
-                missed = [v.variant for v in verdicts if v.status == policy.CLOSE]
+                unchanged = [v.variant for v in verdicts if v.status is Status.EXACT]
+                missed = [v.variant for v in verdicts if v.status is Status.CLOSE]
                 print(f"  {dtype}: caught {len(caught)}: {', '.join(caught) or '-'}")
                 if missed:
                     print(f"  {dtype}: changed but within policy: " + "; ".join(
-                        f"{v.variant} (max rel {v.max_rel_error:.2g})" for v in verdicts if v.status == policy.CLOSE))
+                        f"{v.variant} (max rel {v.max_rel_error:.2g})" for v in verdicts if v.status is Status.CLOSE))
                 print(f"  {dtype}: bitwise unchanged: {len(unchanged)}")
-                from reference.torch_facts import optimizer_default_mismatches
+                from reference.facts import optimizer_default_mismatches
 
                 named = optimizer_default_mismatches()
                 if named:

@@ -4,7 +4,7 @@
 
 For every row, dtype and compared quantity (losses, final_loss, params), over seeds 0..N-1, one
 torch thread and one BLAS thread, the runs made exactly as tests/test_equivalences.py makes them
-(reference.equivalence): the largest |a - b| (overall, and over values with |b| <= 1e-3) and the
+(reference.judge.equivalence): the largest |a - b| (overall, and over values with |b| <= 1e-3) and the
 largest |a - b| / |b| (over values with |b| > 1e-3, and over all). Rows that compare parameters also
 get, for scale, how far b's parameters travel: the smallest over the seeds of max |final - after
 step 1|.
@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from reference import harness  # noqa: E402
-from reference.equivalence import SMALL, Differences, Equivalence, equivalences, largest_differences, run_pair  # noqa: E402
-from reference.trajectory import Trajectory  # noqa: E402
+from reference.judge.equivalence import SMALL, Differences, Equivalence, equivalences, largest_differences, run_pair  # noqa: E402
+from reference.harness.trajectory import Trajectory  # noqa: E402
 
 
 def travel(row: Equivalence, seed: int, dtype: str, b: Trajectory) -> float:

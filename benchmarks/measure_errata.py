@@ -16,16 +16,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from reference.harness.planning import parse_seeds  # noqa: E402
 
 from reference.poly_optimum import least_squares_cubic  # noqa: E402
-
-
-def parse_seeds(text: str) -> list[int]:
-    seeds: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        seeds += range(int(lo), int(hi or lo) + 1)
-    return seeds
 
 
 def coefficients(t) -> np.ndarray:

@@ -22,15 +22,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0-19")
     args = ap.parse_args(argv)
-    lo, _, hi = args.seeds.partition("-")
     import torch
 
     import reference
     from reference.harness import seed_everything
+    from reference.harness.planning import parse_seeds
     from reference.variants import poly_autograd
 
     rows = []
-    for seed in range(int(lo), int(hi or lo) + 1):
+    for seed in parse_seeds(args.seeds):
         starts = {}
         for draw in ("float32", "float64"):
             seed_everything(seed)

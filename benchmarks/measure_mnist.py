@@ -18,16 +18,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from reference.harness.planning import parse_seeds  # noqa: E402
 
 VARIANTS = ("mnist.quickstart", "mnist.quickstart_fixed")
-
-
-def parse_seeds(text: str) -> list[int]:
-    seeds: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        seeds += range(int(lo), int(hi or lo) + 1)
-    return seeds
 
 
 def one(job: tuple[str, int, int | None, str, str]) -> dict:

@@ -31,6 +31,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from reference.harness.planning import parse_seeds  # noqa: E402
 
 WITNESSES = 5
 DTYPE = "float32"  # the tutorial's own, the one every run here makes
@@ -40,8 +41,8 @@ DTYPE = "float32"  # the tutorial's own, the one every run here makes
 def shared() -> dict[str, str]:
     """variant -> the variant whose bits it gives at DTYPE on this torch (specs/equivalences.toml),
     followed through chains to one that is run on every seed."""
-    from reference.equivalence import equivalences
-    from reference.torch_facts import fact
+    from reference.judge.equivalence import equivalences
+    from reference.facts import fact
 
     same = {}
     for row in equivalences():
@@ -55,14 +56,6 @@ def shared() -> dict[str, str]:
             b = same[b]
         out[a] = b
     return out
-
-
-def parse_seeds(text: str) -> list[int]:
-    seeds: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        seeds += range(int(lo), int(hi or lo) + 1)
-    return seeds
 
 
 def spec() -> dict:

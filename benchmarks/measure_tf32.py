@@ -1,12 +1,12 @@
 """What TF32 does to each variant's float32 trajectory, emulated on the CPU: the evidence for the
 CUDA float32 row of specs/golden_policy.toml before a GPU has measured it (See Note [TF32] in
-reference/precision.py).
+reference/harness/precision.py).
 
     python benchmarks/measure_tf32.py [--variants mlp.nn ...] [--json out.json]
 
 Runs every variant that can run on CUDA (not the *.numpy ones) in float32 from the golden start,
 at the golden length and one thread, with every float32 matmul's operands rounded to TF32's 10-bit
-mantissa, forward and backward (reference.precision.emulated_tf32), and compares the losses with
+mantissa, forward and backward (reference.harness.precision.emulated_tf32), and compares the losses with
 the float32 golden (IEEE float32 on the CPU). Prints, per variant: the largest relative difference
 over steps 0..49, the first step beyond 2e-5 (the CPU window tolerance) and beyond 1e-4 (the
 unmeasured CUDA guess), and the policy's verdict with the CPU rows and with the CUDA rows.
@@ -24,9 +24,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import reference  # noqa: E402
-from reference import golden, policy  # noqa: E402
-from reference.golden import GoldenKey  # noqa: E402
-from reference.precision import emulated_tf32  # noqa: E402
+from reference.judge import goldens as golden  # noqa: E402
+from reference.judge.checks import relative_error  # noqa: E402
+from reference.judge.goldens import GoldenKey  # noqa: E402
+from reference.judge.verdict import judge  # noqa: E402
+from reference.harness.precision import emulated_tf32  # noqa: E402
 
 THRESHOLDS = (2e-5, 1e-4)
 EARLY = 50
@@ -44,7 +46,7 @@ def measure(variant_id: str, seed: int = 0) -> dict:
     with emulated_tf32():
         run = reference.run(variant_id, seed=seed, dtype="float32", steps=key.steps, threads=1)
     now = np.asarray(run.losses)
-    rel = policy.relative_error(now, gold)
+    rel = relative_error(now, gold)
     out = {
         "variant": variant_id,
         "steps": key.steps,
@@ -54,7 +56,7 @@ def measure(variant_id: str, seed: int = 0) -> dict:
         "max_rel_whole_run": float(rel.max()),
     }
     for device in ("cpu", "cuda"):
-        v = policy.compare(variant_id, "float32", now, gold, device=device, golden64=gold64)
+        v = judge(variant_id, "float32", now, gold, device=device, reference64=gold64)
         out[f"verdict_{device}_rows"] = v.summary()
         out[f"caught_by_{device}_rows"] = not v.ok
     return out

@@ -1,4 +1,4 @@
-"""The command line's error type, shared by reference.cli and reference.compare (no import cycle)."""
+"""The command line's error type, shared by reference.cli and reference.judge.recordings (no import cycle)."""
 from __future__ import annotations
 
 

@@ -1,6 +1,6 @@
 """Changes a torch release, a kernel or a container could make to what the tutorials compute,
 injected by monkeypatching torch in this process: the gate's tests and benchmarks use them to show
-that the gate catches them (benchmarks/inject_changes.py, benchmarks/calibrate.py, the tests)."""
+that the gate catches them (benchmarks/inject_changes.py, reference/calibration/ensemble.py, the tests)."""
 from __future__ import annotations
 
 import contextlib

@@ -5,7 +5,7 @@ the line is what the official program (seeded as reference.run seeds it) prints.
 """
 from __future__ import annotations
 
-from .harness import Trajectory
+from .harness.trajectory import Trajectory
 
 
 def coefficients(trajectory: Trajectory) -> dict[str, float]:

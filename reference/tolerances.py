@@ -1,5 +1,5 @@
 """Every tolerance of the suite is an (rtol, atol) pair written once in specs/, with its evidence
-beside it: the golden policy's rules in specs/golden_tolerances.toml (read by reference.policy), every
+beside it: the golden policy's rules in specs/golden_tolerances.toml (read by reference.judge), every
 other pair in specs/tolerances.toml, read through this module: tolerance("gradients", "float32").
 
 A value passes when |actual - expected| <= atol + rtol * |scale|, elementwise (torch.testing's rule;

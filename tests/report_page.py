@@ -1,4 +1,4 @@
-"""Reading the HTML report (reference/report.py) the way a script would: html.parser, no eyes."""
+"""Reading the HTML report (reference/report/html.py) the way a script would: html.parser, no eyes."""
 from __future__ import annotations
 
 from html.parser import HTMLParser

@@ -10,11 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from reference import compare
 from reference.cli import main
-from reference.harness import Trajectory
+from reference.harness.trajectory import Trajectory, read_trajectories, save_trajectories
 from reference.testing.plugin import PYTESTER_ARGS
-from reference.trajectory import save_trajectories
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,6 +82,7 @@ def test_small_drift_within_policy_is_close_with_its_max_relative_error(tmp_path
     assert status == 0
     assert matrix(out)["mlp.nn float64 seed 0"] == ["baseline", "close 3.0e-09"]
     assert "bitwise equal up to step 9; close" in out
+    assert "judged by the row [mlp.nn float64] of specs/golden_tolerances.toml" in out
 
 
 @pytest.mark.parametrize("size, status", [(3e-9, 0), (1e-3, 1)], ids=["close", "diverged"])
@@ -93,7 +92,7 @@ def test_every_cell_that_is_not_exact_gets_a_plot(tmp_path, capsys, size, status
     b = results(tmp_path, "torch29", trajectory(losses=perturbed(BASE, size, from_step=10)))
     plots = tmp_path / "plots"
     assert run_compare(capsys, a, b, "--plots", plots)[0] == status
-    assert [p.name for p in plots.iterdir()] == ["mlp.nn-float64-seed0.png"]
+    assert [p.name for p in plots.iterdir()] == ["mlp.nn-float64-seed0--torch29.png"]
 
 
 def test_change_beyond_policy_is_diverged_with_first_step_and_size_and_exit_one(tmp_path, capsys):
@@ -103,7 +102,7 @@ def test_change_beyond_policy_is_diverged_with_first_step_and_size_and_exit_one(
     assert status == 1
     assert matrix(out)["mlp.nn float64 seed 0"] == ["baseline", "DIVERGED @7 1.0e-03"]
     assert "<- first outside tolerance" in out  # the checkpoint table of the diverged cell
-    assert out.rstrip().endswith("DIVERGED beyond the policy")
+    assert out.rstrip().splitlines()[-1].startswith("DIVERGED beyond the policy in mlp.nn: mlp.nn float64 seed 0 [torch214]")
 
 
 def test_float32_cell_is_judged_against_the_baselines_float64_shadow(tmp_path, capsys):
@@ -120,7 +119,7 @@ def test_float32_cell_is_judged_against_the_baselines_float64_shadow(tmp_path, c
     # the 20 % jump at step 50 moves the run away from float64 (and its tail away from the baseline's)
     cells = matrix(out)["mlp.nn float32 seed 0"]
     assert cells[:2] == ["baseline", "close 2.0e-07"] and cells[2].startswith("DIVERGED")
-    assert "from the float64 golden" in out
+    assert "from the float64 trajectory" in out
 
 
 def test_equal_losses_with_different_final_parameters_are_not_called_exact(tmp_path, capsys):
@@ -128,8 +127,8 @@ def test_equal_losses_with_different_final_parameters_are_not_called_exact(tmp_p
     b = results(tmp_path, "b", trajectory(params={"w": torch.tensor([[1.0, 2.0], [3.0, 4.0 + 4e-12]], dtype=torch.float64)}))
     status, out, _ = run_compare(capsys, a, b, "--no-plots")
     assert status == 0
-    assert matrix(out)["mlp.nn float64 seed 0"] == ["baseline", "close 1.0e-12*"]
-    assert "final parameters differ" in out
+    assert matrix(out)["mlp.nn float64 seed 0"] == ["baseline", "close (params)"]
+    assert "losses bitwise equal, final parameters not" in out
 
 
 def test_each_device_of_a_results_directory_is_its_own_column(tmp_path, capsys):
@@ -225,15 +224,17 @@ def test_record_trajectories_writes_the_sessions_shared_runs_and_replaces_only_i
 
     pytester.makepyfile(RECORDING_TESTS)
     out = pytester.path / "results" / "env"
-    compare.save_results(out / "gw7.json", [trajectory()], recorded_by=RECORDED_BY)  # an earlier -n 8
+    save_trajectories(out / "gw7.json", [trajectory()], recorded_by=RECORDED_BY)  # an earlier -n 8
     (out / "junit.xml").write_text("<testsuites/>")  # tox's --junitxml, not a results file
     result = _record(pytester, out)
     result.assert_outcomes(passed=2)
     assert sorted(p.name for p in out.iterdir()) == ["junit.xml", "main.json"]
     assert (out / "junit.xml").read_text() == "<testsuites/>"
-    recorded = [(t.variant, t.dtype, t.steps) for t, _ in compare._read_file(out / "main.json")]
-    assert sorted(recorded) == [("poly.nn", "float32", 3), ("poly.tensor", "float64", 4)]
-    assert all(t.environment.get("cpu_model") for t, _ in compare._read_file(out / "main.json"))
+    recorded = [t for t, _ in read_trajectories(out / "main.json")]
+    assert sorted((t.variant, t.dtype, t.steps) for t in recorded) == [("poly.nn", "float32", 3), ("poly.tensor", "float64", 4)]
+    assert all(t.environment.get("cpu_model") for t in recorded)
+    # what compare needs to name where two recordings part: state fingerprints, the first steps' op traces
+    assert all(len(t.state_digests) == t.steps + 1 and t.trace for t in recorded)
 
 
 def test_record_trajectories_creates_a_directory_that_does_not_exist_yet(pytester):
@@ -289,15 +290,15 @@ def test_each_xdist_worker_records_to_its_own_file(tmp_path):
 def test_recorded_digests_of_the_final_parameters_decide_exact(tmp_path, capsys):
     """Recordings keep the final parameters as digests; a full-parameter file of the same run
     (python -m reference run --out) compares exact with it, a one-ulp change does not."""
-    full = results(tmp_path, "full", trajectory())
-    compare.save_results(tmp_path / "recorded" / "gw0.json", [trajectory()])
+    save_trajectories(tmp_path / "full" / "main.json", [trajectory()], full_params=True)
+    save_trajectories(tmp_path / "recorded" / "gw0.json", [trajectory()])
     nudged = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).nextafter(torch.tensor(9.0))
-    compare.save_results(tmp_path / "nudged" / "gw0.json", [trajectory(params={"w": nudged})])
+    save_trajectories(tmp_path / "nudged" / "gw0.json", [trajectory(params={"w": nudged})])
     assert json.loads((tmp_path / "recorded" / "gw0.json").read_text())["trajectories"][0]["params"] == {}
-    status, out, _ = run_compare(capsys, full, tmp_path / "recorded", tmp_path / "nudged", "--no-plots")
+    status, out, _ = run_compare(capsys, tmp_path / "full", tmp_path / "recorded", tmp_path / "nudged", "--no-plots")
     assert status == 0
-    assert matrix(out)["mlp.nn float64 seed 0"] == ["baseline", "exact", "close *"]
-    assert "final parameters differ (digests)" in out
+    assert matrix(out)["mlp.nn float64 seed 0"] == ["baseline", "exact", "close (params)"]
+    assert "losses bitwise equal, final parameters not" in out
 
 
 # --- exit status: 0 / 1 only for a judgement made ------------------------------------------------
@@ -334,7 +335,7 @@ def test_an_unwritable_plots_folder_is_a_warning_and_the_matrix_and_verdict_stan
 def test_environment_keys_that_differ_between_columns_are_printed_under_the_matrix(tmp_path, capsys):
     from dataclasses import replace
 
-    from reference.environment import describe
+    from reference.harness.environment import describe
 
     # the ambient steering variables cleared: the day's CI configuration sets some (hermetic)
     here = {**describe(), "env": {}}
@@ -360,7 +361,7 @@ def test_html_report_shows_each_diverged_cells_curves_first_step_and_column_envi
     assert status == 1 and f"report: {page_path}" in out
     page = Page(page_path.read_text())
     row = "mlp.nn float64 seed 0"
-    assert page.cells[(row, "torch213")] == "baseline" and page.cells[(row, "torch214")] == "failed"
+    assert page.cells[(row, "torch213")] == "baseline" and page.cells[(row, "torch214")] == "diverged"
     assert page.sections[(row, "torch214")]["first-difference"] == "43"
     assert page.sections[(row, "torch214")]["first-bad-step"] == "43"
     assert (row, "torch214") in page.svgs

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from reference.testing import plugin
+from reference.judge import goldens as golden
+from reference.judge.goldens import GoldenKey
+from reference.testing import summary
 from reference.testing.summary import DEVICE_CHECK_PROPERTY, GOLDEN_PROPERTY, GoldenResult
-from reference import golden
-from reference.golden import GoldenKey
 
 
 @pytest.fixture(scope="module")
@@ -44,19 +44,16 @@ def _result(summary: str) -> dict:
     """A golden test's recorded result, as the golden fixture stores it."""
     from dataclasses import asdict
 
-    return asdict(GoldenResult("mlp.nn-float32-seed0", "cuda", None, "close", summary))
+    return asdict(GoldenResult("mlp.nn-float32-seed0", "cuda", None, "close", summary, "mlp.nn float32 seed 0",
+                               "close 3.0e-06"))
 
 
 class _Reporter:
     def __init__(self, properties):
         self.stats = {"passed": [SimpleNamespace(when="call", user_properties=properties)]}
         self.lines = []
-
-    def section(self, title):
-        self.lines.append(f"== {title}")
-
-    def write_line(self, line):
-        self.lines.append(line)
+        for title, lines in summary.sections(self):
+            self.lines += [f"== {title}", *lines]
 
 
 def test_summary_lists_device_checks_apart_from_golden_comparisons(monkeypatch):
@@ -67,7 +64,6 @@ def test_summary_lists_device_checks_apart_from_golden_comparisons(monkeypatch):
         (DEVICE_CHECK_PROPERTY, "device check: cuda:0 vs cpu, same torch 2.11.0+cu128, same start: "
                                          "mlp.nn cuda float32: close"),
     ])
-    plugin.pytest_terminal_summary(reporter, 0, None)
     text = "\n".join(reporter.lines)
     assert "== golden comparisons" in text and "== device checks: CUDA vs CPU from the same start, same torch" in text
     assert ("goldens recorded on torch 2.13.0+cpu, cpu; this session: torch 2.11.0+cu128 on cpu, cuda: the cuda "
@@ -78,5 +74,4 @@ def test_summary_lists_device_checks_apart_from_golden_comparisons(monkeypatch):
 def test_summary_adds_no_note_when_the_goldens_come_from_this_torch(monkeypatch):
     monkeypatch.setattr(golden, "recorded_torch_versions", lambda: {torch.__version__})
     reporter = _Reporter([(GOLDEN_PROPERTY, _result("mlp.nn cuda float32: close, max relative error 3e-06"))])
-    plugin.pytest_terminal_summary(reporter, 0, None)
     assert not any("goldens recorded on" in line for line in reporter.lines)

@@ -10,18 +10,17 @@ Opt-in (`pytest -m compile`): a cold inductor compile costs 20-35 s per variant 
 """
 from __future__ import annotations
 
-from dataclasses import asdict
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from reference import golden, policy
-from reference.compiling import BACKENDS, compilable_variants, expected_deviation, unavailable_reason
-from reference.golden import CANONICAL_THREADS, GoldenKey
-from reference.testing.summary import GOLDEN_PROPERTY, GoldenResult
+from reference.harness.compiling import BACKENDS, compilable_variants, expected_deviation, unavailable_reason
+from reference.harness.threads import CANONICAL_THREADS
+from reference.judge.goldens import GoldenKey
+from reference.judge.rules import golden_seeds
 
-CASES = [(v, s) for v in compilable_variants() for s in policy.golden_seeds(v)]
+CASES = [(v, s) for v in compilable_variants() for s in golden_seeds(v)]
 CASE_IDS = [f"{v}-seed{s}" for v, s in CASES]
 
 
@@ -39,58 +38,24 @@ def backend(request: pytest.FixtureRequest) -> str:
     return _backend(request, request.param)
 
 
-def _golden_losses(variant_id: str, dtype: str, seed: int):
-    gold = golden.read(GoldenKey(variant_id, dtype, seed))["losses"]
-    gold64 = golden.read(GoldenKey(variant_id, "float64", seed))["losses"] if dtype != "float64" else None
-    return gold, gold64
-
-
-def _report(artifacts_dir, key: GoldenKey, where: str, verdict, now, gold, gold64) -> str:
-    """The golden tests' failure report: summary, checkpoint table, text file and plot."""
-    stem = f"{key}-{where.replace(':', '').replace(' ', '-')}"
-    curves = {"golden (eager)": gold, "now": now}
-    if gold64 is not None:
-        curves["float64 golden"] = gold64
-    png = artifacts_dir / "compile" / f"{stem}.png"
-    wrote_png = policy.plot_comparison(png, f"{key} on {where}", curves, "golden (eager)")
-    text = "\n".join([verdict.summary(), "", policy.checkpoint_table(now, gold, first_bad=verdict.first_bad_step)])
-    report = artifacts_dir / "compile" / f"{stem}.txt"
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(text + "\n")
-    return f"{text}\n\nreport: {report}; " + (f"plot: {png}" if wrote_png else "no plot (pip install matplotlib)")
-
-
-def judge_compiled(request, artifacts_dir, cached_run, variant_id: str, seed: int, device: str, dtype: str,
-                   backend: str, *, bitwise: bool) -> None:
-    """Run `variant_id` compiled with `backend` and judge it against the eager golden; fail with the
-    golden report, or xfail where specs/compile.toml declares the deviation for this torch."""
+def judge_compiled(golden, cached_run, variant_id: str, seed: int, device: str, dtype: str, backend: str, *,
+                   bitwise: bool) -> None:
+    """Run `variant_id` compiled with `backend` and judge it against the eager golden (the golden
+    fixture's judgement, report and summary line); fail with the golden report, or xfail where
+    specs/compile.toml declares the deviation for this torch."""
     key = GoldenKey(variant_id, dtype, seed)
-    gold, gold64 = _golden_losses(variant_id, dtype, seed)
-    run = cached_run(variant_id, seed=seed, dtype=dtype, device=device, steps=key.steps,
-                     threads=CANONICAL_THREADS, compile=backend)
+    judged, problem = golden.judge(key, device=device, compile=backend)
+    run = judged.now
     assert run.compile == backend and set(run.compile_stats) == {"graphs", "graph_breaks", "recompiles"}
     assert run.compile_stats["graphs"] >= 1, f"dynamo compiled nothing in this run: {run.compile_stats}"
-    # the golden tests' judgement (reference.check.judge_golden): losses and final parameters
-    verdict = policy.compare(variant_id, dtype, run.losses, gold, device=device, golden64=gold64,
-                             now_params=golden.params_record(run.params),
-                             golden_params=golden.read(key)["final_params"])
     where = f"{device} compile={backend}"
-    summary = verdict.summary().replace(f"{dtype}:", f"{dtype} compile={backend}:", 1)
-    status = verdict.status if verdict.ok else "failed"
-    request.node.user_properties.append((GOLDEN_PROPERTY, asdict(GoldenResult(str(key), device, backend, status, summary))))
-    problem = None
-    if not verdict.ok:
-        problem = f"golden mismatch for {key} on {where}\n" + _report(
-            artifacts_dir, key, where, verdict, run.losses, gold, gold64)
-    elif bitwise:
-        # against eager on this torch, in this process: the golden's parameter sums were taken
-        # under another thread count (see the report), and a torch release may move eager itself
+    if problem is None and bitwise:
+        # against eager on this torch, in this process (a torch release may move eager itself)
         eager = cached_run(variant_id, seed=seed, dtype=dtype, device=device, steps=key.steps,
                            threads=CANONICAL_THREADS)
         differs = _bitwise_difference(run, eager)
         if differs is not None:
-            problem = (f"{key} on {where} is not bitwise eager (aot_eager runs eager kernels): {differs}\n"
-                       + _report(artifacts_dir, key, where, verdict, run.losses, gold, gold64))
+            problem = f"{key} on {where} is not bitwise eager (aot_eager runs eager kernels): {differs}"
     declared = expected_deviation(variant_id, dtype, backend, bitwise=bitwise)
     if declared is not None:
         if problem is None:
@@ -160,7 +125,7 @@ def test_cli_compile_flag_is_checked_before_anything_runs(capsys):
 @pytest.mark.compile  # no compiling, but MNIST's make() loads the digits: seconds the default gate need not spend
 def test_compilable_variants_are_exactly_those_whose_make_builds_a_module():
     import reference
-    from reference.harness import _call
+    from reference.harness.running import _call
 
     builds_module = []
     for vid, variant in reference.VARIANTS.items():
@@ -178,7 +143,7 @@ def test_compare_gives_compiled_runs_their_own_column_judged_against_eager(tmp_p
     import json
 
     from reference.cli import main
-    from reference.trajectory import save_trajectories
+    from reference.harness.trajectory import save_trajectories
     from test_compare import BASE, matrix, perturbed, trajectory
 
     eager = trajectory()
@@ -211,8 +176,7 @@ def test_a_compiled_run_refuses_an_op_trace_instead_of_running_eagerly():
 
 
 def test_inductor_without_a_cpp_compiler_is_refused_naming_the_backends_that_can_run(monkeypatch):
-    from reference import compiling
-    from reference.harness import plan
+    from reference.harness import compiling, plan
 
     monkeypatch.setattr(compiling, "unavailable_reason",
                         lambda b: "inductor needs a C++ compiler (simulated)" if b == "inductor" else None)
@@ -249,7 +213,7 @@ def test_inductor_tests_skip_without_a_cpp_compiler_and_fail_under_require_compi
 # aot_eager compiles cost 1.2 s of CPU (2026-11-30, torch 2.13.0, load 11 on 2 cores; torch._dynamo is
 # imported by the plugin anyway) and write no cache files.
 def test_dynamo_counts_see_graphs_breaks_and_recompiles():
-    from reference.compiling import compiled_run
+    from reference.harness.compiling import compiled_run
 
     def f(x, n):
         x = x * 2
@@ -270,19 +234,17 @@ def test_dynamo_counts_see_graphs_breaks_and_recompiles():
 @pytest.mark.compile
 @pytest.mark.golden
 @pytest.mark.parametrize("variant_id, seed", CASES, ids=CASE_IDS)
-def test_aot_eager_run_is_bitwise_the_eager_golden(variant_id, seed, device, dtype, request, artifacts_dir,
-                                                   cached_run):
+def test_aot_eager_run_is_bitwise_the_eager_golden(variant_id, seed, device, dtype, request, golden, cached_run):
     _backend(request, "aot_eager")
-    judge_compiled(request, artifacts_dir, cached_run, variant_id, seed, device, dtype, "aot_eager", bitwise=True)
+    judge_compiled(golden, cached_run, variant_id, seed, device, dtype, "aot_eager", bitwise=True)
 
 
 @pytest.mark.compile
 @pytest.mark.golden
 @pytest.mark.parametrize("variant_id, seed", CASES, ids=CASE_IDS)
-def test_inductor_run_is_within_the_golden_policy(variant_id, seed, device, dtype, request, artifacts_dir,
-                                                  cached_run):
+def test_inductor_run_is_within_the_golden_policy(variant_id, seed, device, dtype, request, golden, cached_run):
     _backend(request, "inductor")
-    judge_compiled(request, artifacts_dir, cached_run, variant_id, seed, device, dtype, "inductor", bitwise=False)
+    judge_compiled(golden, cached_run, variant_id, seed, device, dtype, "inductor", bitwise=False)
 
 
 @pytest.mark.compile
@@ -306,12 +268,15 @@ def test_inductor_comparison_fails_when_matmuls_run_in_bfloat16(request, artifac
 
     monkeypatch.setattr(inductor_config, "post_grad_custom_post_pass", _bfloat16_matmuls)
     variant_id, dtype = "mlp.nn", "float32"
+    from reference.testing.goldens import Golden
+
+    uncached = _uncached(cached_run)
+    changed = Golden(request, uncached, artifacts_dir / "bfloat16_matmuls")
     with pytest.raises(pytest.fail.Exception) as failure:
-        judge_compiled(request, artifacts_dir / "bfloat16_matmuls", _uncached(cached_run), variant_id, 0, "cpu",
-                       dtype, "inductor", bitwise=False)
+        judge_compiled(changed, uncached, variant_id, 0, "cpu", dtype, "inductor", bitwise=False)
     text = str(failure.value)
     assert f"golden mismatch for {variant_id}-{dtype}-seed0 on cpu compile=inductor" in text
-    assert "failed, max relative error" in text and "report:" in text
+    assert "diverged, max relative error" in text and "report:" in text
 
 
 def _uncached(cached_run):

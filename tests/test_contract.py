@@ -10,7 +10,7 @@ import torch
 
 import reference
 from reference.harness import draw_start, plan, seed_everything
-from reference.policy import golden_steps
+from reference.judge.rules import golden_steps
 
 ALL_IDS = list(reference.VARIANTS)
 SHORT = 20  # steps: enough to exercise every line of a loop, cheap enough for every variant

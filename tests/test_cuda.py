@@ -1,6 +1,6 @@
 """CUDA runs are IEEE float32: TF32 off as torch reads it back, and as a float32 matmul measures it.
 
-See Note [TF32] in reference/precision.py.
+See Note [TF32] in reference/harness/precision.py.
 Skipped without a GPU; `pytest -m cuda --require-cuda` fails instead.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import reference
-from reference import precision
+from reference.harness import precision
 from reference.catalogue import load_toml
 from reference.harness import check_full_precision
 

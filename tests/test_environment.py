@@ -1,4 +1,4 @@
-"""reference.environment: what decides a run's bits beyond the versions, recorded with every
+"""reference.harness.environment: what decides a run's bits beyond the versions, recorded with every
 trajectory and golden, and the differences between two such records named key by key."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import torch
 
 import reference
-from reference.environment import NOT_RECORDED, describe, explain_difference
+from reference.harness.environment import NOT_RECORDED, describe, explain_difference
 from reference.harness import Trajectory
 
 

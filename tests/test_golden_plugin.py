@@ -1,6 +1,7 @@
 """The golden machinery itself: reading, writing, the update flag, and the CUDA policy switches."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -10,8 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from reference import golden, policy
-from reference.golden import GOLDENS_DIR_ENV, GoldenError, GoldenKey
+from reference.judge import goldens as golden
+from reference.judge import rules as policy
+from reference.judge.goldens import GOLDENS_DIR_ENV, GoldenError, GoldenKey
+from reference.judge.status import Status
+from reference.judge.verdict import judge
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = GoldenKey("poly.nn", "float64", 0)
@@ -34,8 +38,8 @@ def _pytest(pytester, *args: str):
 
 def test_write_then_read_round_trips_losses_and_environment(golden_dir, cached_run):
     t = cached_run("poly.nn", dtype="float64", steps=KEY.steps, threads=1)
-    path = golden.write(KEY, t)
-    assert path == golden_dir / "poly.nn" / "float64-seed0.json"
+    path, happened = golden.write(KEY, t)
+    assert path == golden_dir / "poly.nn" / "float64-seed0.json" and happened == "written"
     data = golden.read(KEY)
     assert data["losses"] == t.losses
     assert data["environment"]["torch"] == torch.__version__ and data["environment"]["threads"] == 1
@@ -43,7 +47,7 @@ def test_write_then_read_round_trips_losses_and_environment(golden_dir, cached_r
 
 
 def test_write_records_what_decides_the_bits_beyond_versions(golden_dir, cached_run):
-    from reference.environment import describe
+    from reference.harness.environment import describe
 
     t = cached_run("poly.nn", dtype="float64", steps=KEY.steps, threads=1)
     golden.write(KEY, t)
@@ -63,17 +67,37 @@ def test_a_read_only_golden_is_refused_not_replaced(golden_dir, cached_run):
     assert KEY.path.read_text() == "reviewed, then made read-only"
 
 
-def test_a_worker_writes_no_golden_once_its_controller_has_stopped(golden_dir, cached_run, monkeypatch):
-    """What the plugin installs in each xdist worker: the controller's pid, checked before every write."""
-    from reference.testing.plugin import controller_gone
+def test_a_worker_writes_no_golden_once_its_controller_has_stopped(golden_dir, cached_run, monkeypatch, request):
+    """What each xdist worker's session keeps: the controller's pid, checked before every golden write."""
+    from reference.testing.goldens import Golden
+    from reference.testing.session import TestSession, controller_gone
 
-    t = cached_run("poly.nn", dtype="float64", steps=KEY.steps, threads=1)
     assert controller_gone(os.getppid()) is None
-    monkeypatch.setattr(golden, "_stop_reason", None)
-    golden.stop_writing_when(lambda: controller_gone(os.getppid() + 1))  # as if re-parented
-    with pytest.raises(GoldenError, match=r"not written: the pytest controller \(pid \d+\) has stopped"):
-        golden.write(KEY, t)
+    monkeypatch.setattr(TestSession.of(request.config), "controller_pid", os.getppid() + 1)  # as if re-parented
+    monkeypatch.setattr(Golden, "updating", True)
+    with pytest.raises(pytest.fail.Exception, match=r"not written: the pytest controller \(pid \d+\) has stopped"):
+        Golden(request, cached_run, golden_dir / "artifacts").check(KEY)
     assert not KEY.path.exists()
+
+
+def test_an_update_rewrites_only_what_differs(golden_dir, cached_run):
+    """--update-goldens leaves a golden whose bits the run reproduces alone (the file, and the
+    environment it names), and completes a schema-1 golden it reproduces without touching a loss."""
+    t = cached_run("poly.nn", dtype="float64", steps=KEY.steps, threads=1, record_state=True)
+    assert golden.write(KEY, t)[1] == "written"
+    before = KEY.path.read_bytes()
+    assert golden.write(KEY, t)[1] == "unchanged" and KEY.path.read_bytes() == before
+    old = json.loads(before)
+    schema1 = {k: v for k, v in old.items() if k not in ("final_params_sha256", "state_digests")}
+    schema1.update(schema=1, environment={k: old["environment"][k] for k in golden.SCHEMA1_ENVIRONMENT})
+    KEY.path.write_text(json.dumps(schema1))
+    assert golden.read(KEY)["losses"] == t.losses  # read through the migration
+    assert golden.write(KEY, t)[1] == "completed"
+    completed = json.loads(KEY.path.read_text())
+    assert completed["schema"] == 2 and completed["losses"] == old["losses"]
+    assert completed["final_params_sha256"] == old["final_params_sha256"] and "provenance" in completed
+    changed = dataclasses.replace(t, losses=[*t.losses[:-1], t.losses[-1] * 2])
+    assert golden.write(KEY, changed)[1] == "written" and golden.read(KEY)["losses"] == changed.losses
 
 
 def test_write_refuses_a_trajectory_of_another_key(golden_dir, cached_run):
@@ -131,6 +155,9 @@ def test_update_flow_missing_fails_with_command_update_writes_only_the_selected_
 
     again = _pytest(pytester, NODE)
     assert again.ret == 0 and "1 exact" in again.stdout.str()
+    written = KEY.path.read_bytes()
+    unchanged = _pytest(pytester, NODE, "--update-goldens")
+    assert unchanged.ret == 0 and "1 unchanged" in unchanged.stdout.str() and KEY.path.read_bytes() == written
 
     # a golden the run no longer matches: its last loss pushed far beyond any tolerance
     data = json.loads(KEY.path.read_text())
@@ -141,8 +168,11 @@ def test_update_flow_missing_fails_with_command_update_writes_only_the_selected_
     out = mismatch.stdout.str()
     assert mismatch.ret == 1 and f"golden mismatch for {KEY} on cpu" in out
     assert (artifacts / "goldens" / f"{KEY}-cpu.txt").is_file()
+    # the run as a golden file beside the report (pytest-regressions' .obtained): its losses are the run's
+    obtained = json.loads((artifacts / "goldens" / f"{KEY}-cpu.obtained.json").read_text())
+    assert obtained["losses"][-1] != data["losses"][-1] and obtained["losses"][:-1] == data["losses"][:-1]
     summary = out[out.index("golden comparisons"):]
-    assert "1 failed" in summary.splitlines()[1]
+    assert "1 diverged" in summary
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour on a machine without a GPU")
@@ -160,14 +190,14 @@ def test_marker_cuda_selects_exactly_the_cuda_tests(pytester):
     assert not [i for i in ids if "[cpu" in i or "-cpu_" in i]
 
 
-def test_policy_reports_exact_close_and_failed():
+def test_policy_reports_exact_close_and_diverged():
     gold = [100.0, 50.0, 25.0]
     rtol = policy.rule_for("poly.nn", "float64").bands[0].tolerance.rtol
-    assert policy.compare("poly.nn", "float64", gold, gold).status == policy.EXACT
-    close = policy.compare("poly.nn", "float64", [100.0, 50.0, 25.0 * (1 + rtol / 2)], gold)
-    assert close.status == policy.CLOSE and close.max_rel_error_step == 2
-    failed = policy.compare("poly.nn", "float64", [100.0, 50.0 * (1 + 2 * rtol), 25.0], gold)
-    assert failed.status == policy.FAILED and failed.first_bad_step == 1
+    assert judge("poly.nn", "float64", gold, gold).status is Status.EXACT
+    close = judge("poly.nn", "float64", [100.0, 50.0, 25.0 * (1 + rtol / 2)], gold)
+    assert close.status is Status.CLOSE and close.max_rel_error_step == 2
+    failed = judge("poly.nn", "float64", [100.0, 50.0 * (1 + 2 * rtol), 25.0], gold)
+    assert failed.status is Status.DIVERGED and failed.first_bad_step == 1
     assert "step 1" in failed.summary()
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from reference import golden as golden_files
-from reference import policy
-from reference.golden import CANONICAL_THREADS, GoldenKey
-from reference.harness import check_full_precision
+from reference.harness.running import check_full_precision
+from reference.harness.threads import CANONICAL_THREADS
+from reference.harness.trajectory import params_record
+from reference.judge import goldens as golden_files
+from reference.judge.goldens import GoldenKey
+from reference.judge.verdict import judge
 from reference.testing.summary import DEVICE_CHECK_PROPERTY
 
 pytestmark = pytest.mark.golden
@@ -40,8 +42,8 @@ def test_cuda_run_matches_cpu_run_from_the_same_start(variant_id, dtype, cached_
     cpu = cached_run(variant_id, dtype=dtype, steps=steps, threads=CANONICAL_THREADS)
     cuda = cached_run(variant_id, dtype=dtype, steps=steps, device="cuda", threads=CANONICAL_THREADS)
     cpu64 = cached_run(variant_id, dtype="float64", steps=steps, threads=CANONICAL_THREADS).losses
-    verdict = policy.compare(variant_id, dtype, cuda.losses, cpu.losses, device="cuda", golden64=cpu64,
-                             now_params=golden_files.params_record(cuda.params), golden_params=golden_files.params_record(cpu.params))
+    verdict = judge(variant_id, dtype, cuda.losses, cpu.losses, device="cuda", reference64=cpu64,
+                    now_params=params_record(cuda.params), reference_params=params_record(cpu.params))
     label = golden_files.device_check_label(cuda, cpu)
     request.node.user_properties.append((DEVICE_CHECK_PROPERTY, f"{label}: {verdict.summary()}"))
     assert verdict.ok, f"{label}: {verdict.summary()}"
@@ -69,5 +71,5 @@ def test_cuda_rows_catch_tf32_rounding_cpu_float32(variant_id, cached_run):
     assert emulated.losses != plain.losses, "the TF32 emulation did not change the run: nothing was tested"
     gold = golden_files.read(GoldenKey(variant_id, "float32", 0))["losses"][:steps]
     gold64 = golden_files.read(GoldenKey(variant_id, "float64", 0))["losses"][:steps]
-    verdict = policy.compare(variant_id, "float32", emulated.losses, gold, device="cuda", golden64=gold64)
+    verdict = judge(variant_id, "float32", emulated.losses, gold, device="cuda", reference64=gold64)
     assert not verdict.ok, f"TF32 rounding passes the CUDA rows: {verdict.summary()}"

@@ -155,18 +155,20 @@ def test_runs_tests_is_false_only_in_the_xdist_controller(process, runs_tests):
 @pytest.mark.parametrize("worker, imports_torch", [(False, False), (True, True)], ids=["controller", "worker"])
 def test_configure_imports_torch_in_a_worker_and_not_in_the_xdist_controller(tmp_path, monkeypatch, worker,
                                                                               imports_torch):
+    from reference.testing import session
+
     imported = []
-    monkeypatch.setattr(plugin, "_import_torch", lambda: imported.append(True))
-    monkeypatch.setattr(plugin, "_stop_with_the_controller", lambda config: None)  # no signal handler, no golden hook
+    monkeypatch.setattr(session, "_import_torch", lambda threads: imported.append(threads))
+    monkeypatch.setattr(session.TestSession, "_interrupt_on_sigterm", lambda self: None)  # no signal handler
     monkeypatch.setattr(runs, "new_session_folder", lambda: tmp_path)
     options = {"dist": "worksteal", "--record-trajectories": None}
-    config = SimpleNamespace(getoption=lambda name, default=None: options.get(name, default),
+    config = SimpleNamespace(getoption=lambda name, default=None: options.get(name, default), stash={},
                              addinivalue_line=lambda name, line: None, add_cleanup=lambda cleanup: None)
     if worker:
         config.workerinput = {"workerid": "gw0", runs.WORKER_INPUT_KEY: str(tmp_path)}
     plugin.pytest_configure(config)
     assert bool(imported) is imports_torch
-    assert config._tes_runs_dir == tmp_path  # the rest of configure ran
+    assert session.TestSession.of(config).runs_dir == tmp_path  # the rest of configure ran
 
 
 @pytest.mark.parametrize("numprocesses, dist, expected", [

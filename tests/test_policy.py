@@ -1,19 +1,19 @@
-"""The golden policy's mechanics (reference/policy.py) and its calibrated rows
+"""The golden policy's mechanics (reference/judge: rules, checks, verdict) and its calibrated rows
 (specs/golden_tolerances.toml): bands, the tail statistic, the final parameters, CUDA rows."""
 from __future__ import annotations
 
 import datetime
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from reference import golden, policy
-from reference.golden import GoldenKey
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from reference.calibration import configurations
+from reference.harness import threads
+from reference.judge import goldens as golden, rules as policy
+from reference.judge.goldens import GoldenKey
+from reference.judge.status import Status
+from reference.judge.verdict import judge
 
 
 def test_every_golden_has_a_calibrated_row_whose_bands_start_at_step_0():
@@ -39,9 +39,9 @@ def test_a_step_just_outside_its_band_fails_naming_the_step():
     inside, outside = list(gold), list(gold)
     inside[step] *= 1 + rtol / 2
     outside[step] *= 1 + 2 * rtol
-    assert policy.compare("mlp.nn", "float64", inside, gold).status == policy.CLOSE
-    verdict = policy.compare("mlp.nn", "float64", outside, gold)
-    assert verdict.status == policy.FAILED and verdict.first_bad_step == step
+    assert judge("mlp.nn", "float64", inside, gold).status == Status.CLOSE
+    verdict = judge("mlp.nn", "float64", outside, gold)
+    assert verdict.status == Status.DIVERGED and verdict.first_bad_step == step
     assert f"step {step} is off" in verdict.summary()
 
 
@@ -66,8 +66,8 @@ def test_tail_accepts_pointwise_noise_and_flags_a_shifted_level():
     noisy[h:] *= np.exp(rng.normal(0, 1e-3 * rule.tail.atol, len(gold) - h))
     shifted = gold.copy()
     shifted[h:] *= math.exp(2 * rule.tail.atol)
-    assert policy.compare(key.variant, key.dtype, noisy, gold, rule=rule).ok
-    verdict = policy.compare(key.variant, key.dtype, shifted, gold, rule=rule)
+    assert judge(key.variant, key.dtype, noisy, gold, rule=rule).ok
+    verdict = judge(key.variant, key.dtype, shifted, gold, rule=rule)
     assert not verdict.ok and "tail" in verdict.summary()
 
 
@@ -79,12 +79,12 @@ def test_editing_one_final_parameter_in_a_golden_fails_naming_the_parameter():
     edited = dict(params)
     value = float(np.ravel(params[name])[0])
     edited[name] = [value + 10 * (rule.params.atol + rule.params.rtol * abs(value))]
-    ok = policy.compare("poly.module", "float64", record["losses"], record["losses"],
-                        now_params=params, golden_params=params)
-    bad = policy.compare("poly.module", "float64", record["losses"], record["losses"],
-                         now_params=edited, golden_params=params)
-    assert ok.status == policy.EXACT
-    assert bad.status == policy.FAILED and f"final parameter {name}" in bad.summary()
+    ok = judge("poly.module", "float64", record["losses"], record["losses"],
+                        now_params=params, reference_params=params)
+    bad = judge("poly.module", "float64", record["losses"], record["losses"],
+                         now_params=edited, reference_params=params)
+    assert ok.status == Status.EXACT
+    assert bad.status == Status.DIVERGED and f"final parameter {name}" in bad.summary()
 
 
 def test_cuda_rows_are_the_cpu_rows_widened_and_say_whether_measured():
@@ -95,26 +95,26 @@ def test_cuda_rows_are_the_cpu_rows_widened_and_say_whether_measured():
 
 
 def test_a_variant_without_a_row_is_refused_with_the_command_that_measures_it():
-    with pytest.raises(policy.PolicyError, match="calibrate.py --variants no.such"):
+    with pytest.raises(policy.PolicyError, match="calibration calibrate --variants no.such"):
         policy.rule_for("no.such", "float64")
 
 
 def test_gate_threads_reads_tes_threads_and_refuses_nonsense(monkeypatch):
-    monkeypatch.delenv(golden.THREADS_ENV, raising=False)
-    assert golden.gate_threads() == golden.CANONICAL_THREADS
-    monkeypatch.setenv(golden.THREADS_ENV, "3")
-    assert golden.gate_threads() == 3
-    monkeypatch.setenv(golden.THREADS_ENV, "two")
+    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    assert threads.gate_threads() == threads.CANONICAL_THREADS
+    monkeypatch.setenv(threads.THREADS_ENV, "3")
+    assert threads.gate_threads() == 3
+    monkeypatch.setenv(threads.THREADS_ENV, "two")
     with pytest.raises(ValueError, match="TES_THREADS='two'.*Valid choices"):
-        golden.gate_threads()
+        threads.gate_threads()
 
 
 def test_stability_rotation_visits_every_benign_configuration_that_moves_torch():
-    import stability
-
-    days = [stability.config_of_the_day(datetime.date(2026, 1, 1) + datetime.timedelta(d))
-            for d in range(len(stability.ROTATION))]
-    assert sorted(days) == sorted(stability.ROTATION)
-    assert "canonical" not in days
-    env = stability.environment("mixed-default-3threads")
-    assert env["TES_THREADS"] == "3" and env["ATEN_CPU_CAPABILITY"] == "default"
+    rotation = configurations.rotation()
+    days = [configurations.config_of_the_day(datetime.date(2026, 1, 1) + datetime.timedelta(d))
+            for d in range(len(rotation))]
+    assert sorted(days) == sorted(rotation)
+    assert "canonical" not in days and not set(days) & configurations.numpy_only()
+    env = configurations.environment("mixed-default-3threads", base={})
+    assert env == {"TES_THREADS": "3", "ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+                   "OPENBLAS_CORETYPE": "Sandybridge"}

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from reference.tolerances import tolerance
-from reference.torch_facts import clamp_passes_gradient_at_zero, fact
+from reference.facts import clamp_passes_gradient_at_zero, fact
 from reference.variants.mlp_custom_function import MyReLU
 from reference.variants.poly_custom_function import LegendrePolynomial3
 

@@ -30,7 +30,7 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 
 from reference.tolerances import tolerance
-from reference.torch_facts import clamp_passes_gradient_at_zero
+from reference.facts import clamp_passes_gradient_at_zero
 from reference.harness import full_precision_matmul
 from reference.variants import mlp_numpy, mlp_tensor, poly_numpy, poly_tensor
 

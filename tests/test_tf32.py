@@ -18,7 +18,8 @@ import pytest
 import torch
 
 import reference
-from reference import harness, precision
+from reference import harness
+from reference.harness import precision
 from reference.catalogue import load_toml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +69,7 @@ def test_tf32_on_switch_of_the_experiments_turns_it_on_consistently_and_restores
 
 def _ambiguous(row: dict) -> bool:
     """The matmul setting reads what its parent (cuda "all", torch.backends.cudnn.fp32_precision)
-    reads: written to that value or inheriting it, torch cannot tell (reference.precision._write_back)."""
+    reads: written to that value or inheriting it, torch cannot tell (reference.harness.precision._write_back)."""
     b = row["before"]
     return "cudnn" in b and b["cuda.matmul"] == b["cudnn"] != "none"
 
@@ -125,7 +126,7 @@ def test_switch_yields_the_state_read_back_from_torch_not_a_constant(monkeypatch
         with harness.full_precision_matmul(CUDA) as tf32:
             assert tf32 is False and precision.tf32_state(CUDA) is False
         assert precision.tf32_state(CUDA) is True  # restored
-        monkeypatch.setattr(harness, "ieee_float32", lambda device: contextlib.nullcontext())
+        monkeypatch.setattr(harness.running, "ieee_float32", lambda device: contextlib.nullcontext())
         with harness.full_precision_matmul(CUDA) as tf32:
             assert tf32 is True
     assert precision.tf32_state(CUDA) is False

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from reference.injections import INJECTIONS
-from reference.torch_facts import optimizer_default_mismatches
+from reference.facts import optimizer_default_mismatches
 
 
 def test_optimizer_defaults_the_tutorials_rely_on_are_torchs():

@@ -1,10 +1,9 @@
-"""Op traces name the operation that changed (reference/trace.py): each injected change is localized
+"""Op traces name the operation that changed (reference/trace/): each injected change is localized
 to the right op and phase, alignment survives inserted ops, identical runs report no differing op."""
 from __future__ import annotations
 
-import functools
-
 import contextlib
+import functools
 import copy
 import dataclasses
 import json
@@ -14,40 +13,16 @@ import torch
 
 import reference
 from reference import trace
-from reference.golden import GoldenKey
-from reference.harness import Trajectory
+from reference.harness.state import first_state_difference
+from reference.harness.trajectory import Trajectory, save_trajectories
 from reference.injections import INJECTIONS, patched
+from reference.judge.goldens import GoldenKey
+from reference.judge.locate import explain_golden_failure, traced_run
 from torch_skips import skip_unless_clamp_passes_gradient_at_zero
 
 
 def _traced(variant_id, step=0, **kwargs):
-    return trace.traced_run(variant_id, step, threads=1, **kwargs)
-
-
-def test_private_torch_apis_are_where_trace_expects_them():
-    """Fails loudly when a torch release moves TorchDispatchMode or _current_autograd_node."""
-    for path in trace.PRIVATE_APIS:
-        assert trace._private(path) is not None, path
-    seen = []
-
-    class Probe(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            seen.append(("forward", trace._in_autograd_engine()))
-            return x * 2
-
-        @staticmethod
-        def backward(ctx, g):
-            seen.append(("backward", trace._in_autograd_engine()))
-            return g * 2
-
-    Probe.apply(torch.ones(2, requires_grad=True)).sum().backward()
-    assert seen == [("forward", False), ("backward", True)]
-
-
-def test_a_moved_private_api_fails_with_one_line_naming_it():
-    with pytest.raises(RuntimeError, match=r"private torch API torch\._C\._no_such_thing"):
-        trace._private("torch._C._no_such_thing")
+    return traced_run(variant_id, step, threads=1, **kwargs)
 
 
 def test_identical_runs_report_no_differing_op():
@@ -123,15 +98,16 @@ def test_injected_change_is_localized_to_its_op_and_phase(change, variant_id, st
 
 @functools.cache
 def _first_exact_zero_step() -> int:
-    """The first step whose backward meets an exact zero in clamp's input (float32, seed 0): the
-    step before the first loss that relu's gradient at 0 changes."""
+    """The first step whose backward meets an exact zero in clamp's input (float32, seed 0): the step
+    whose update relu's gradient at 0 changes first, found from the state, not the losses (See
+    Note [the state parts before the loss]: under another kernel path the loss may part steps later)."""
     skip_unless_clamp_passes_gradient_at_zero("(the tox results compare it against 2.13's)")
-    plain = reference.run("mlp.autograd", steps=300, threads=1).losses
+    plain = reference.run("mlp.autograd", steps=300, threads=1, record_state=True).state_digests
     with INJECTIONS["clamp(min=0) grad at 0: 1 -> 0 (relu's)"]():
-        relu = reference.run("mlp.autograd", steps=300, threads=1).losses
-    differ = [t for t, (a, b) in enumerate(zip(plain, relu)) if a != b]
-    assert differ, "no exact zero in 300 steps: the clamp case tests nothing"
-    return differ[0] - 1
+        relu = reference.run("mlp.autograd", steps=300, threads=1, record_state=True).state_digests
+    first = first_state_difference(plain, relu)
+    assert first is not None, "no exact zero in 300 steps: the clamp case tests nothing"
+    return first - 1
 
 
 def test_clamp_change_names_clamps_backward_as_the_baselines_counterpart():
@@ -189,10 +165,10 @@ def test_beyond_the_rounding_allowance_and_within_it():
     op = next(o for o in b["steps"]["0"] if o[0] == "aten::addmm")
     op[4][0][0] = "ffffffffffffffff"
     op[4][0][1] = op[4][0][1] + op[4][0][2] * 1e-7  # a rounding-sized move
-    assert trace.localize(a, b, rtol=trace.ROUNDING_ALLOWANCE["float32"]).line().startswith("no differing op")
+    assert trace.localize(a, b, rtol=trace.rounding_allowance("float32")).line().startswith("no differing op")
     assert trace.localize(a, b).line().startswith("first differing op: aten::addmm at step 0 (forward)")
     op[4][0][1] = op[4][0][1] + op[4][0][2] * 1e-2
-    line = trace.localize(a, b, rtol=trace.ROUNDING_ALLOWANCE["float32"]).line()
+    line = trace.localize(a, b, rtol=trace.rounding_allowance("float32")).line()
     assert line.startswith("first differing op: aten::addmm at step 0 (forward)") and "rounding allowance" in line
 
 
@@ -244,33 +220,44 @@ def test_locate_prints_the_line_for_an_injection(capsys):
 
 def test_explain_golden_failure_names_the_op_against_the_kept_trace(tmp_path, monkeypatch):
     key = GoldenKey("mlp.optim", "float32", 0)
-    if not trace.golden_trace_path(key).is_file():
-        pytest.fail(f"{trace.golden_trace_path(key)} missing: python -m reference.trace write-goldens mlp.optim")
+    if not key.trace_path.is_file():
+        pytest.fail(f"{key.trace_path} missing: pytest --update-goldens -k mlp.optim writes it")
     # the kept trace, as this host records it (another CPU path may start from other draws, which
     # the line then names as an initial-state difference)
+    from reference.judge import goldens
+
     monkeypatch.setenv("TES_GOLDENS_DIR", str(tmp_path))
-    (tmp_path / key.variant).mkdir()
-    trace.write_golden_trace(key)
-    assert trace.explain_golden_failure(key, {"threads": 1}).startswith("no differing op in the traced steps")
+    goldens.write(key, reference.run(key.variant, dtype=key.dtype, steps=key.steps, threads=1, record_state=True))
+    goldens.write_trace(key, reference.run)
+    state, line = explain_golden_failure(key, {"threads": 1})
+    assert state == "the run's losses and state fingerprints equal the golden's at every step"
+    assert line.startswith("no differing op in the traced steps"), line
     with INJECTIONS["adam eps 1e-8 -> 1e-6"]():
-        line = trace.explain_golden_failure(key, {"threads": 1, "device": "cpu"})
+        state, line = explain_golden_failure(key, {"threads": 1, "device": "cpu"})
+    # eps enters the first update: the state parts entering step 1 (its loss may stay bitwise equal longer)
+    assert state.startswith("state: the state first differs entering step 1, the losses at step "), state
     assert line.startswith("first differing op: aten::add_.Tensor at step 0 (update)"), line
 
 
-def test_compare_prints_the_line_for_a_cell_that_is_not_exact(tmp_path):
-    from reference.compare import compare_sources, load_source, save_results
+def _compare_lines(root, *names, **kwargs) -> list[str]:
+    from reference.judge.recordings import compare_matrix, load_source
+    from reference.report.text import render
 
+    return [line.strip() for line in render(compare_matrix([load_source(root / n, n) for n in names], **kwargs))]
+
+
+def test_compare_prints_the_line_for_a_cell_that_is_not_exact(tmp_path):
     base = reference.run("poly.optim", steps=3, threads=1, trace_steps=[0, 1])
     with INJECTIONS["rmsprop alpha 0.99 -> 0.9"]():
         now = reference.run("poly.optim", steps=3, threads=1, trace_steps=[0, 1])
-    save_results(tmp_path / "a" / "main.json", [base])
-    save_results(tmp_path / "b" / "main.json", [now])
-    lines, _ = compare_sources([load_source(tmp_path / "a", "a"), load_source(tmp_path / "b", "b")], plots=None)
-    located = [line.strip() for line in lines if "first differing op" in line]
+    save_trajectories(tmp_path / "a" / "main.json", [base])
+    save_trajectories(tmp_path / "b" / "main.json", [now])
+    lines = _compare_lines(tmp_path, "a", "b")
+    located = [line for line in lines if "first differing op" in line]
     assert located and located[0].startswith("first differing op: aten::addcmul_ at step 0 (update)"), lines
 
 
-# --- compare across versions: the steps where two columns part (reference/departure.py) -----------
+# --- compare across versions: the steps where two columns part (reference/judge/locate.py) -----------
 
 CLAMP = "clamp(min=0) grad at 0: 1 -> 0 (relu's)"  # stands in for torch 2.14's clamp backward
 
@@ -280,38 +267,33 @@ def two_versions(tmp_path_factory):
     """Two recordings of mlp.autograd float32 seed 0, as two torch versions would record them: `a`
     this torch (equal to a golden written here, so it records only its first steps' trace), `b`
     under the clamp change (it leaves the golden at the first exact zero and records that step)."""
-    from reference import golden
-    from reference.compare import save_results
-    from reference.departure import record_departures
+    from reference.judge import goldens
+    from reference.judge.locate import record_departures
 
     root = tmp_path_factory.mktemp("versions")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TES_GOLDENS_DIR", str(root / "goldens"))
-        plain = reference.run("mlp.autograd", threads=1, trace_steps=[0, 1])
-        golden.write(GoldenKey("mlp.autograd", "float32", 0), plain)
-        save_results(root / "a" / "main.json", record_departures([plain]))
+        plain = reference.run("mlp.autograd", threads=1, trace_steps=[0, 1], record_state=True)
+        goldens.write(GoldenKey("mlp.autograd", "float32", 0), plain)
+        save_trajectories(root / "a" / "main.json", record_departures([plain]))
         with INJECTIONS[CLAMP]():
-            changed = reference.run("mlp.autograd", threads=1, trace_steps=[0, 1])
-            save_results(root / "b" / "main.json", record_departures([changed]))
+            changed = reference.run("mlp.autograd", threads=1, trace_steps=[0, 1], record_state=True)
+            save_trajectories(root / "b" / "main.json", record_departures([changed]))
     return root, plain, changed
 
 
-def _compare(root, *names, **kwargs):
-    from reference.compare import compare_sources, load_source
-
-    lines, _ = compare_sources([load_source(root / n, n) for n in names], plots=None, **kwargs)
-    return [line.strip() for line in lines]
+_compare = _compare_lines
 
 
-def test_recording_keeps_the_trace_of_the_steps_where_a_run_leaves_its_golden(two_versions):
-    from reference.compare import load_source
+def test_recording_keeps_the_trace_of_the_step_where_a_run_parts_from_its_golden(two_versions):
+    from reference.judge.recordings import load_source
 
     root, plain, changed = two_versions
     step = _first_exact_zero_step()
     (a,), (b,) = (list(load_source(root / n, n).runs.values()) for n in "ab")
     assert sorted(a.trace["steps"], key=int) == ["0", "1"] and "departs_from_golden" not in a.trace
-    assert b.trace["departs_from_golden"] == step + 1
-    assert sorted(b.trace["steps"], key=int) == ["0", "1", str(step), str(step + 1)]
+    assert b.trace["departs_from_golden"] == step
+    assert sorted(b.trace["steps"], key=int) == ["0", "1", str(step)]
     assert b.losses == changed.losses and a.losses == plain.losses
 
 
@@ -323,9 +305,10 @@ def test_compare_names_clamps_backward_where_versions_part_rerunning_the_other_h
     assert located and located[0].startswith(
         f"first differing op: aten::threshold_backward at step {step} (backward)"), lines
     assert "(the origin)" in located[0], located[0]
-    origin = next(line for line in lines if line.startswith("(losses part at step"))
+    origin = next(line for line in lines if line.startswith("(the state first differs entering step"))
+    assert origin.startswith(f"(the state first differs entering step {step + 1}"), origin
     assert f"a re-run here on torch {torch.__version__}" in origin and "b recorded" in origin, origin
-    assert f"losses bitwise equal through step {step + 1}, same start state" in origin, origin
+    assert f"losses and state bitwise equal through step {step}, same start state" in origin, origin
 
 
 def test_compare_without_retracing_says_which_trace_is_missing(two_versions):
@@ -333,21 +316,21 @@ def test_compare_without_retracing_says_which_trace_is_missing(two_versions):
     step = _first_exact_zero_step()
     lines = _compare(root, "a", "b", retrace=False)
     assert not any(line.startswith("first differing op") for line in lines), lines
-    assert f"op not located: the losses part at step {step + 1}; a has no op trace of steps {step}-{step + 1} " \
-           "(re-running is off)" in lines, lines
+    assert any(line.startswith(f"op not located: the state first differs entering step {step + 1}") and
+               f"a has no op trace of step {step} (re-running is off)" in line for line in lines), lines
 
 
 def test_compare_refuses_to_rerun_a_column_this_torch_does_not_reproduce(two_versions, tmp_path):
-    from reference.compare import save_results
-
     root, plain, _ = two_versions
     other = dataclasses.replace(plain, losses=[*plain.losses[:3], plain.losses[3] * 2, *plain.losses[4:]])
-    save_results(tmp_path / "other" / "main.json", [other])  # as another torch's: loss 3 differs
+    save_trajectories(tmp_path / "other" / "main.json", [other])  # as another torch's: loss 3 differs
     (tmp_path / "b").symlink_to(root / "b")
     text = "\n".join(_compare(tmp_path, "other", "b"))
     assert "first differing op" not in text, text
-    assert (f"op not located: the losses part at step 3; other has no op trace of steps 2-3, and torch "
-            f"{torch.__version__} here does not reproduce its losses (they differ from step 3)") in text, text
+    step = _first_exact_zero_step()
+    assert (f"op not located: the state first differs entering step {step + 1}, the losses at step 3; other has no "
+            f"op trace of step 3, and torch {torch.__version__} here does not reproduce its run (they differ from "
+            "step 3)") in text, text
 
 
 @pytest.mark.slow
@@ -358,7 +341,8 @@ def test_torch213_to_torch214_is_clamps_backward_at_the_first_exact_zero_from_th
     of the steps where it leaves the goldens, the 2.13 column (equal to them) is re-run here."""
     from pathlib import Path
 
-    from reference.compare import compare_sources, load_source
+    from reference.judge.recordings import compare_matrix, load_source
+    from reference.report.text import render
 
     if not torch.__version__.startswith("2.13."):
         pytest.skip(f"re-runs the torch 2.13 column here: run it under torch 2.13, not {torch.__version__}")
@@ -371,31 +355,32 @@ def test_torch213_to_torch214_is_clamps_backward_at_the_first_exact_zero_from_th
             for s in sources]
     assert runs[0].torch_version.startswith("2.13.") and runs[1].torch_version.startswith("2.14."), runs
     k = next(i for i, (a, b) in enumerate(zip(runs[0].losses, runs[1].losses)) if a != b)
-    lines, _ = compare_sources(sources, plots=None)
+    lines = render(compare_matrix(sources))
     head = next(i for i, line in enumerate(lines) if line[2:].startswith("mlp.autograd float32 seed 0 [torch214]:"))
     # torch 2.14.1's clamp backward masks with `gt` where 2.13 used `ge`: the gradient at exactly 0
-    assert lines[head + 1].strip().startswith(
-        f"first differing op: aten::gt.Scalar at step {k - 1} (backward)"), lines[head:head + 3]
-    assert "baseline ran aten::ge.Scalar; inputs identical (the origin)" in lines[head + 1], lines[head + 1]
-    assert "aten::where.self" in lines[head + 1], lines[head + 1]
+    located = next(line.strip() for line in lines[head + 1:head + 4] if "first differing op" in line)
+    assert located.startswith("first differing op: aten::gt.Scalar at step "), lines[head:head + 4]
+    assert int(located.split(" at step ")[1].split()[0]) < k, located  # at or before the losses part
+    assert "baseline ran aten::ge.Scalar; inputs identical (the origin)" in located, located
+    assert "aten::where.self" in located, located
 
 
 def test_a_departure_that_cannot_be_rerun_leaves_the_recorded_run_as_it_was(two_versions, monkeypatch):
-    from reference import departure
+    from reference.judge import locate as departure
 
     root, _, changed = two_versions
     step = _first_exact_zero_step()
     monkeypatch.setenv("TES_GOLDENS_DIR", str(root / "goldens"))
     calls = []
 
-    def boom(t, steps):
+    def boom(t, steps, runner=None):
         calls.append(steps)
         raise RuntimeError("the re-run failed")
 
     monkeypatch.setattr(departure, "rerun_traced", boom)
     before = copy.deepcopy(changed)
     assert departure.record_departure(changed) is changed
-    assert calls == [[step, step + 1]], "the re-run was not attempted"
+    assert calls == [[step]], "the re-run was not attempted"
     # returned as it was, not changed in place
     assert changed.losses == before.losses and changed.trace == before.trace
     assert changed.params.keys() == before.params.keys()
@@ -403,11 +388,11 @@ def test_a_departure_that_cannot_be_rerun_leaves_the_recorded_run_as_it_was(two_
 
 
 def test_a_cell_neither_column_traced_says_so_instead_of_naming_no_op():
-    from reference.departure import locate_cell
+    from reference.judge.locate import locate_cell
 
     plain = reference.run("poly.tensor", steps=5, threads=1)
     assert plain.trace is None  # as `run --out` / `check --out` save it
     other = dataclasses.replace(plain, losses=[*plain.losses[:2], plain.losses[2] * 2, *plain.losses[3:]])
     lines = locate_cell(plain, other, ("a", "b"))
-    assert lines == ["op not located: the losses part at step 2; neither column kept an op trace (results of "
-                     "`pytest --record-trajectories` keep them)"]
+    assert lines == ["op not located: the losses part at step 2 (step 1); neither column kept an op trace (results "
+                     "of `pytest --record-trajectories` keep them)"]

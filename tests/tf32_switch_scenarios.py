@@ -1,4 +1,4 @@
-"""Runs reference.precision.ieee_float32 from many starting states of torch's precision settings,
+"""Runs reference.harness.precision.ieee_float32 from many starting states of torch's precision settings,
 each in its own forked process (the settings are process-global and partly hidden), and prints one
 JSON line per scenario for tests/test_tf32.py:
 
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from reference import precision  # noqa: E402
+from reference.harness import precision  # noqa: E402
 
 warnings.simplefilter("ignore")  # torch warns about the legacy API on every use
 B = torch.backends

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reference.torch_facts import clamp_passes_gradient_at_zero
+from reference.facts import clamp_passes_gradient_at_zero
 
 
 def skip_unless_clamp_passes_gradient_at_zero(consequence: str) -> None:

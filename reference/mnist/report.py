@@ -43,7 +43,7 @@ def format_train_line(loss: float, current: int, size: int) -> str:
 def rebuild_model(trajectory: Any, device: Any = None) -> torch.nn.Module:
     """The trained model of an mnist.* Trajectory, at its dtype, on `device` (default: its own)."""
     from ..catalogue import lookup
-    from ..harness import TORCH_DTYPES
+    from ..harness.planning import TORCH_DTYPES
 
     variant = lookup(trajectory.variant)
     if variant.family != "mnist":

@@ -61,9 +61,9 @@ def record_trajectories(config: pytest.Config, trajectories: list) -> None:
     out = recording_dir(config)
     if out is None or not trajectories:
         return
-    from ..compare import save_results
-    from ..departure import record_departures
+    from ..harness.trajectory import save_trajectories
+    from ..judge.locate import record_departures
 
     worker = config.workerinput["workerid"] if hasattr(config, "workerinput") else "main"
-    # runs that leave their golden keep the trace of where they leave it, so that compare can name the op
-    save_results(out / f"{worker}.json", record_departures(trajectories), recorded_by=RECORDED_BY)
+    # runs that part from their golden keep the trace of where they part, so that compare can name the op
+    save_trajectories(out / f"{worker}.json", record_departures(trajectories), recorded_by=RECORDED_BY)

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # the xdist controller makes the folder and imports no torch
-    from ..harness import Plan, Trajectory
+    from ..harness.planning import Plan
+    from ..harness.trajectory import Trajectory
 
 WORKER_INPUT_KEY = "tes_runs_dir"
 
@@ -28,9 +29,10 @@ except ModuleNotFoundError:  # Windows: each worker makes its own runs (correct,
     fcntl = None
 
 
-def plan_digest(p: Plan, trace_steps: tuple[int, ...] | None) -> str:
-    """A file name for a run: the plan's key (plans compare equal when they make the same run)."""
-    return hashlib.sha256(repr((p.key(), trace_steps)).encode()).hexdigest()[:32]
+def plan_digest(p: Plan, options: Any = None) -> str:
+    """A file name for a run: the plan's key (plans compare equal when they make the same run) and
+    what is recorded of it (traced steps, state fingerprints)."""
+    return hashlib.sha256(repr((p.key(), options)).encode()).hexdigest()[:32]
 
 
 class SharedRuns:
@@ -44,10 +46,11 @@ class SharedRuns:
         self._results: dict[str, Any] = {}  # once()'s
         self.made: list[Trajectory] = []  # runs this process made (the rest it read or reused)
 
-    def get(self, p: Plan, trace_steps: tuple[int, ...] | None = None) -> Trajectory:
-        digest = plan_digest(p, trace_steps)
+    def get(self, p: Plan, options: Any = (None, False)) -> Trajectory:
+        """The run of `p`; options: what execute records of it, (trace_steps, record_state)."""
+        digest = plan_digest(p, options)
         if digest not in self._memory:
-            self._memory[digest] = self._shared(digest, lambda: self._make(p, trace_steps))
+            self._memory[digest] = self._shared(digest, lambda: self._make(p, options))
         return self._memory[digest]
 
     def once(self, name: str, compute: Callable[[], Any]) -> Any:
@@ -60,8 +63,8 @@ class SharedRuns:
     def used(self) -> list[Trajectory]:
         return list(self._memory.values())
 
-    def _make(self, p: Plan, trace_steps) -> Trajectory:
-        result = self._execute(p, trace_steps)
+    def _make(self, p: Plan, options: Any) -> Trajectory:
+        result = self._execute(p, options)
         self.made.append(result)
         return result
 

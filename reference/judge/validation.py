@@ -1,0 +1,212 @@
+"""Validating an installed torch (the `check` command's work): every golden comparison of the policy on
+each chosen device, and the properties on fixed inputs, gathered into one Matrix (a "golden"
+reference column, a column per device).
+
+    v = select("all", require_cuda=False)     # what to run: goldens x devices, properties
+    perform(v, progress=...)                   # run and judge each
+    v.matrix()                                 # -> Matrix, for reference/report/
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from ..catalogue import load_variants, specs_dir
+from ..errors import UsageError
+from ..harness.planning import cuda_unavailable_reason
+from ..harness.threads import gate_threads
+from ..harness.trajectory import Trajectory
+from .goldens import CANONICAL_DEVICE, GoldenError, GoldenJudgement, GoldenKey, all_keys, goldens_dir, judge_golden
+from .locate import explain_golden_failure
+from .matrix import Cell, Column, Curves, Matrix, PropertyResult, Row, baseline_cell, missing_cell, verdict_cell
+from .properties import PROPERTIES, PROPERTY_DTYPES, Property, check_property
+from .rules import PolicyError, rule_for
+from .status import Status
+
+DEVICE_CHOICES = ("cpu", "cuda", "all")
+
+
+@dataclass
+class Item:
+    """One golden on one device, or one property on one device and dtype."""
+
+    label: str  # "mlp.nn float32 seed 0" | "mlp.tensor: manual backward ..."
+    device: str
+    dtype: str
+    key: GoldenKey | None = None
+    prop: Property | None = None
+    cell: Cell | None = None  # a golden's judgement
+    judgement: GoldenJudgement | None = None
+    result: PropertyResult | None = None
+    seconds: float = 0.0
+
+    @property
+    def text(self) -> str:
+        if self.cell is not None:
+            return self.cell.text
+        return "" if self.result is None else ("ok" if self.result.passed else "FAILED")
+
+
+@dataclass
+class Validation:
+    devices: list[str]
+    skipped: dict[str, str]  # device -> why it was not checked
+    items: list[Item] = field(default_factory=list)
+
+    def goldens(self) -> list[Item]:
+        return [it for it in self.items if it.key is not None]
+
+    def runs(self, device: str) -> list[Trajectory]:
+        return [it.judgement.now for it in self.goldens() if it.device == device and it.judgement is not None]
+
+    def matrix(self, title: str = "torch-examples-spec check") -> Matrix:
+        goldens = self.goldens()
+        labels = list(dict.fromkeys(it.label for it in goldens))
+        by = {(it.label, it.device): it for it in goldens}
+        columns = [Column("golden", _golden_environment(goldens), _golden_record(goldens), reference=True)]
+        columns += [Column(d, device_environment(d), _run_record(self, d)) for d in self.devices]
+        rows = []
+        for label in labels:
+            cells = [baseline_cell("golden")]
+            for d in self.devices:
+                it = by.get((label, d))
+                cells.append(it.cell if it is not None and it.cell is not None
+                             else missing_cell(f"{label} does not run on {d}", "n/a"))
+            rows.append(Row(label, cells))
+        matrix = Matrix(title, columns, rows, [it.result for it in self.items if it.result is not None],
+                        reference_cells_shown=False)
+        matrix.notes = [f"each run judged against the golden the package ships (specs: {specs_dir()}), by the "
+                        "calibrated row of its variant and dtype"]
+        matrix.notes += [f"{d}: skipped: {why}" for d, why in self.skipped.items()]
+        matrix.problems = [it.cell.reason for it in goldens if it.cell is not None and it.cell.text == "ERROR"]
+        return matrix
+
+
+def select(device: str, *, require_cuda: bool = False, patterns: Sequence[str] = (), variants: Sequence[str] = (),
+           properties: bool = True) -> Validation:
+    """What `check` runs, every argument checked first (UsageError: one line, exit status 2)."""
+    if device not in DEVICE_CHOICES:
+        raise UsageError(f"--device {device!r} is not a choice. Valid choices: {', '.join(DEVICE_CHOICES)}")
+    known = load_variants()
+    unknown = [v for v in variants if v not in known]
+    if unknown:
+        raise UsageError(f"--variants: unknown variant {unknown[0]!r}. Valid choices: {', '.join(known)}")
+    reason = cuda_unavailable_reason()
+    if reason is not None and (require_cuda or device == "cuda"):
+        flag = "--require-cuda" if require_cuda else "--device cuda"
+        raise UsageError(f"{flag}: {reason}; nothing to check on CUDA here (--device all checks the CPU and "
+                         "says why CUDA was skipped)")
+    devices = ["cpu"] if device in ("cpu", "all") else []
+    skipped = {}
+    if device in ("cuda", "all"):
+        if reason is None:
+            devices.append("cuda")
+        else:
+            skipped["cuda"] = reason
+    try:
+        gate_threads()  # a bad TES_THREADS fails here, before any run
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+    def wanted(variant: str, label: str) -> bool:
+        return (not variants or variant in variants) and (not patterns or any(p in label for p in patterns))
+
+    items = []
+    for dev in devices:
+        for key in all_keys():
+            if dev in known[key.variant].devices and wanted(key.variant, key.label):
+                items.append(Item(key.label, dev, key.dtype, key=key))
+        if properties:
+            for prop in PROPERTIES:
+                if wanted(prop.variant, prop.label):
+                    items += [Item(prop.label, dev, str(dt).removeprefix("torch."), prop=prop) for dt in PROPERTY_DTYPES]
+    if not items:
+        what = " ".join([*(f"-k {p!r}" for p in patterns), *(f"--variants {v}" for v in variants)])
+        raise UsageError(f"{what} selects nothing. Valid choices: variant ids ({', '.join(known)}), "
+                         "or parts of a row label such as 'mlp.nn float32' or 'seed 1'")
+    return Validation(devices, skipped, items)
+
+
+def _golden_cell(item: Item, runner: Callable[..., Trajectory] | None, locate: bool) -> None:
+    key = item.key
+    try:
+        j = judge_golden(key, item.device, runner=runner)
+    except GoldenError as exc:
+        item.cell = missing_cell(str(exc), "ERROR")
+        return
+    except Exception as exc:  # noqa: BLE001 - a run that crashes on this torch is a finding, not a bug here
+        item.cell = Cell(Status.DIVERGED, "CRASHED", reason=f"the run raised {type(exc).__name__}: {exc}")
+        return
+    item.judgement = j
+    try:
+        rule = rule_for(key.variant, key.dtype, item.device)
+    except PolicyError:
+        rule = None
+    curves = Curves("golden", f"now ({item.device})", j.golden_losses, j.now.losses, j.golden64, rule)
+    item.cell = verdict_cell(j.verdict, curves=curves)
+    if locate and j.verdict.status is Status.DIVERGED:
+        item.cell.located = explain_golden_failure(key, dict(device=item.device, threads=j.now.threads), runner)
+
+
+def perform(validation: Validation, *, runner: Callable[..., Trajectory] | None = None,
+            progress: Callable[[int, int, Item], None] | None = None, locate: bool = True) -> None:
+    """Run and judge every item. runner: reference.run or a memoised stand-in; locate: name the op
+    where a diverged golden parts (a re-run of its first steps)."""
+    total = len(validation.items)
+    for i, item in enumerate(validation.items):
+        start = time.perf_counter()
+        if item.key is not None:
+            _golden_cell(item, runner, locate)
+        else:
+            passed, message = check_property(item.prop, item.device, item.dtype)
+            item.result = PropertyResult(item.label, item.prop.variant, item.device, item.dtype, passed, message)
+        item.seconds = time.perf_counter() - start
+        if progress is not None:
+            progress(i + 1, total, item)
+
+
+# --- the environment of each column ---------------------------------------------------------------
+
+def device_environment(device: str) -> dict[str, str]:
+    import platform
+
+    import numpy as np
+    import torch
+
+    env = {
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": str(gate_threads()),
+        "device": device,
+    }
+    if device.startswith("cuda"):
+        env["device"] = f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+        env["CUDA"] = str(torch.version.cuda)
+        env["cuDNN"] = str(torch.backends.cudnn.version())
+        env["TF32"] = "off (the harness's full-precision matmul)"
+    return env
+
+
+def _golden_environment(items: Sequence[Item]) -> dict[str, str]:
+    """What the goldens were recorded with (each field's distinct values)."""
+    envs = [it.judgement.golden.get("environment", {}) for it in items if it.judgement is not None]
+    names = {"torch": "torch", "numpy": "numpy", "python": "python", "machine": "machine",
+             "cpu_capability": "cpu capability", "threads": "threads"}
+    out = {label: ", ".join(sorted({str(e[k]) for e in envs if k in e})) for k, label in names.items()}
+    out["device"] = CANONICAL_DEVICE + " (where the goldens were recorded)"
+    out["goldens"] = str(goldens_dir())
+    return out
+
+
+def _golden_record(items: Sequence[Item]) -> dict[str, Any]:
+    judged = [it for it in items if it.judgement is not None]
+    return dict(judged[0].judgement.golden.get("environment", {})) if judged else {}
+
+
+def _run_record(v: Validation, device: str) -> dict[str, Any]:
+    runs = v.runs(device)
+    return dict(runs[0].environment) if runs else {}
