@@ -6,6 +6,7 @@ release moves one (tests/test_private.py resolves each on the installed torch an
     dynamo_counters()           torch._dynamo.utils.counters (graphs, graph breaks of a compiled run)
     dynamo_callback_handler()   torch._dynamo.callback_handler (compile ids: recompiles)
     dynamo_reset()              torch._dynamo.reset()
+    preload_dynamo()            import torch._dynamo before anything needs it (see its docstring)
     cpp_compiler_problem()      torch._inductor.cpp_builder.get_cpp_compiler (can inductor compile here?)
     cuda_driver_version()       torch._C._cuda_getDriverVersion()
     mkl_dispatch()              MKL's own CPU-dispatch symbols inside libtorch_cpu (not torch's API at all)
@@ -58,6 +59,14 @@ def dynamo_callback_handler() -> Any:
 
 def dynamo_reset() -> None:
     resolve("torch._dynamo.reset")()
+
+
+def preload_dynamo() -> None:
+    """Import torch._dynamo now. An optimizer's first step imports it; imported inside a dispatch mode
+    (op tracing) that import fails half-way and every later import in the process fails too; imported
+    by an in-process pytester session first, it would be dropped with that session's sys.modules
+    snapshot, and torch cannot register its operator libraries a second time."""
+    importlib.import_module("torch._dynamo")
 
 
 def cpp_compiler_problem() -> str | None:

@@ -332,6 +332,7 @@ def test_an_unwritable_plots_folder_is_a_warning_and_the_matrix_and_verdict_stan
     assert blocker.read_text() == "a file where the plots folder should go"
 
 
+@pytest.mark.environment
 def test_environment_keys_that_differ_between_columns_are_printed_under_the_matrix(tmp_path, capsys):
     from dataclasses import replace
 

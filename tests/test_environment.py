@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 import reference
 from reference.harness.environment import NOT_RECORDED, describe, explain_difference
 from reference.harness import Trajectory
+
+# what these tests assert depends on the process environment they read: kept hermetic, and checked under
+# every CI rotation configuration (tests/test_hermetic.py)
+pytestmark = pytest.mark.environment
 
 
 def test_describe_names_cpu_blas_and_kernel_paths_and_is_json_ready():

@@ -20,8 +20,7 @@ import numpy as np
 
 from ..judge.status import Status
 
-from .. import VARIANTS
-from ..catalogue import specs_dir
+from ..catalogue import load_variants, specs_dir
 from ..judge.checks import param_values, relative_error, shadow_distance, tail_statistics
 from ..judge.rules import Rule, TOLERANCES_FILE, golden_seeds, policy_table
 from ..judge.verdict import Verdict, judge as judge_pair
@@ -266,7 +265,7 @@ def analyse(workdir: Path, benign: list[str], real: list[str], seeds: list[int],
 
     reports: list[RowReport] = []
     for vid in variants:
-        variant = VARIANTS[vid]
+        variant = load_variants()[vid]
         for dtype in variant.dtypes:
             key, key64 = f"{vid}/{dtype}", f"{vid}/float64"
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..catalogue import load_variants
 from ..injections import INJECTIONS, with_default
 from .configurations import benign, numpy_only
 
@@ -47,9 +48,7 @@ REAL_EPS = {"adam-eps+1e-2": 1e-2}
 
 
 def _all_variants() -> list[str]:
-    from .. import VARIANTS
-
-    return list(VARIANTS)
+    return list(load_variants())
 
 
 # Which variants each injection can change: those whose code calls what it patches (grep the
@@ -85,7 +84,8 @@ def worker(config: str, seed: int, variants: list[str], out: Path) -> None:
 
     import torch
 
-    from .. import VARIANTS, run
+    from ..catalogue import load_variants
+    from ..harness.running import run
     from ..harness.trajectory import params_record
     from ..judge.rules import golden_steps
 
@@ -98,7 +98,7 @@ def worker(config: str, seed: int, variants: list[str], out: Path) -> None:
     results = {}
     with inject:
         for vid in variants:
-            variant = VARIANTS[vid]
+            variant = load_variants()[vid]
             overrides = {}
             if config in REAL_LR:
                 overrides["lr"] = variant.hyperparameters["lr"] * (1 + REAL_LR[config])
@@ -117,10 +117,8 @@ def worker(config: str, seed: int, variants: list[str], out: Path) -> None:
 
 
 def variants_for(config: str, every: list[str]) -> list[str]:
-    from .. import VARIANTS
-
     if config in NUMPY_ONLY:
-        return [v for v in every if VARIANTS[v].uses_numpy]
+        return [v for v in every if load_variants()[v].uses_numpy]
     if config in REAL_EPS:
         return [v for v in every if v in ("mlp.optim", "mlp.module_adam")]
     if config.startswith("inject:"):

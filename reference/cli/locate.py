@@ -48,7 +48,7 @@ def cmd_locate(args: argparse.Namespace) -> int:
             now = traced_run(args.id, args.step, device=args.device, **run_args)
     else:
         now = traced_run(args.id, args.step, device=args.device, **run_args)
-    finding = trace.localize(baseline, now, rtol=trace.allowance(p.dtype, baseline, now))
+    finding = trace.compare_traces(baseline, now, p.dtype)
     print(finding.line())
     if args.out is not None:
         text = trace.dumps(now)

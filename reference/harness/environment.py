@@ -130,6 +130,22 @@ def describe(device: Any = None) -> dict[str, Any]:
     return out
 
 
+# What decides a run's bits, as far as measured (docs/expectations.md): two runs whose fingerprints
+# are equal compute the same bits, every variant and dtype (benchmarks/fingerprint_factors.py).
+# The Python version and the machine's name do not; everything else here may.
+FINGERPRINT_KEYS = ("torch", "numpy", "machine", "cpu_model", "cpu_flags", "cpu_capability", "torch_mkl",
+                    "torch_onednn", "torch_blas", "mkl_cpu_dispatch", "mkl_intel_cpu", "numpy_blas", "env",
+                    "threads", "cuda_device", "cuda_capability", "cuda", "cudnn", "cuda_driver")
+
+
+def fingerprint(record: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The keys of an environment record (describe() plus the thread count) that decide the bits;
+    {} for a record that is missing."""
+    if not record:
+        return {}
+    return {k: record[k] for k in FINGERPRINT_KEYS if k in record}
+
+
 def _flatten(record: Mapping[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in record.items():

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..trace.record import Recorder
-from .environment import describe as describe_environment
+from .environment import describe as describe_environment, fingerprint
 from .planning import NUMPY_DTYPES, TORCH_DTYPES, Plan, plan
 from .precision import ieee_float32, matmul_probe, tf32_state
 from .state import StateDigests
@@ -206,6 +206,7 @@ def execute(
             params = {comp.parameter_name(name): v for name, v in params.items()}
         probe = matmul_probe(dev) if dev.type == "cuda" else None  # the precision the run had
 
+    environment = {**describe_environment(dev), "threads": n_threads}
     return Trajectory(
         variant=variant.id,
         seed=seed,
@@ -222,12 +223,13 @@ def execute(
         cpu_capability=torch.backends.cpu.get_cpu_capability(),
         tf32=tf32,
         wall_time_s=wall,
-        environment={**describe_environment(dev), "threads": n_threads},
+        environment=environment,
         float32_matmul_error=probe,
         compile=p.compile,
         compile_stats=dict(compile_stats),
         trace=None if recorder is None else recorder.result(
-            dict(variant=variant.id, seed=seed, device=str(dev), dtype=dtype_name, torch_version=torch.__version__)),
+            dict(variant=variant.id, seed=seed, device=str(dev), dtype=dtype_name, torch_version=torch.__version__,
+                 environment=fingerprint(environment))),
         state_digests=None if state is None else state.digests,
     )
 

@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..harness.state import first_state_difference
 from ..harness.trajectory import Trajectory
-from ..trace import allowance, localize
+from ..trace import compare_traces
 from .checks import first_difference
 from .goldens import CANONICAL_DEVICE, GoldenError, GoldenKey, read, read_trace
 
@@ -213,7 +213,7 @@ def locate_cell(base: Trajectory, run: Trajectory, labels: tuple[str, str], *, r
     where = parting(base, run)
     if where is None:  # losses and states equal (final parameters differ): the steps both traced
         if base.trace and run.trace:
-            return [localize(base.trace, run.trace, rtol=allowance(run.dtype, base.trace, run.trace)).line()]
+            return [compare_traces(base.trace, run.trace, run.dtype).line()]
         return []
     if not run.trace and not base.trace:  # results of `run --out` / `check --out`: not re-run wholesale
         return [f"op not located: {where.text()} (step {where.steps[0]}); neither column kept an op trace (results "
@@ -225,7 +225,7 @@ def locate_cell(base: Trajectory, run: Trajectory, labels: tuple[str, str], *, r
         missing = [how for got, how in ((got_base, how_base), (got_run, how_run)) if got is None]
         return [f"op not located: {where.text()}; " + "; ".join(missing)]
     a, b = _restricted(got_base, steps), _restricted(got_run, steps)
-    line = localize(a, b, rtol=allowance(run.dtype, a, b)).line()
+    line = compare_traces(a, b, run.dtype).line()
     return [_qualified(line, where), f"({where.text()}; traces of {_steps_text(steps)}: {how_base}; {how_run})"]
 
 
@@ -256,7 +256,7 @@ def explain_golden_failure(key: GoldenKey, now_run_args: Mapping[str, Any], runn
         lines.append("state: the golden keeps no per-step state fingerprints (recorded before they were kept)")
     now_trace = run(key.variant, seed=key.seed, dtype=key.dtype, steps=max(len(kept), 1),
                     trace_steps=kept, **args).trace
-    finding = localize(baseline, now_trace, rtol=allowance(key.dtype, baseline, now_trace))
+    finding = compare_traces(baseline, now_trace, key.dtype)
     lines.append(finding.line() + ("" if finding.found else f" (the golden keeps the op trace of steps "
                                                             f"{kept[0]}-{kept[-1]} only)"))
     return lines

@@ -43,7 +43,6 @@ def format_train_line(loss: float, current: int, size: int) -> str:
 def rebuild_model(trajectory: Any, device: Any = None) -> torch.nn.Module:
     """The trained model of an mnist.* Trajectory, at its dtype, on `device` (default: its own)."""
     from ..catalogue import lookup
-    from ..harness.planning import TORCH_DTYPES
 
     variant = lookup(trajectory.variant)
     if variant.family != "mnist":
@@ -51,7 +50,7 @@ def rebuild_model(trajectory: Any, device: Any = None) -> torch.nn.Module:
     module = variant.module()
     # cast before loading: load_state_dict copies into the model's own dtype, and a float32 model
     # would round a float64 run's weights
-    model = module.NeuralNetwork(trajectory.hyperparameters["final_relu"]).to(dtype=TORCH_DTYPES[trajectory.dtype])
+    model = module.NeuralNetwork(trajectory.hyperparameters["final_relu"]).to(dtype=getattr(torch, trajectory.dtype))
     model.load_state_dict({k: v for k, v in trajectory.params.items()})
     dev = torch.device(trajectory.device if device is None else device)
     return model.to(device=dev)

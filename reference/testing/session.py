@@ -168,12 +168,11 @@ class TestSession:
 def _import_torch(threads: int) -> None:
     """torch, once per test process, before any test: the xdist controller never pays for it (~7 s)."""
     import torch
-    # Imported here: an in-process pytester session that imported it first would drop it with its
-    # sys.modules snapshot, and torch cannot register its operator libraries a second time (every
-    # process runs an optimizer step, which imports it anyway).
-    import torch._dynamo  # noqa: F401
 
+    from ..private import preload_dynamo
     from .hypothesis_profiles import register_torch_random
+
+    preload_dynamo()  # here, before any in-process pytester session could import it first
 
     torch.set_num_threads(threads)
     register_torch_random()

@@ -9,8 +9,8 @@ Imports nothing above it: re-running a run with tracing is the judge layer's (re
 from __future__ import annotations
 
 from .io import SCHEMA, dumps, loads
-from .localize import Finding, allowance, localize, rounding_allowance, summary
+from .localize import Finding, allowance, compare_traces, localize, rounding_allowance, same_environment, summary
 from .record import PHASES, Recorder, fingerprint, initial_state
 
-__all__ = ["PHASES", "SCHEMA", "Finding", "Recorder", "allowance", "dumps", "fingerprint", "initial_state",
-           "loads", "localize", "rounding_allowance", "summary"]
+__all__ = ["PHASES", "SCHEMA", "Finding", "Recorder", "allowance", "compare_traces", "dumps", "fingerprint",
+           "initial_state", "loads", "localize", "rounding_allowance", "same_environment", "summary"]

@@ -29,7 +29,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import torch
 
-from ..private import dispatch_mode_base, in_autograd_engine
+from ..private import dispatch_mode_base, in_autograd_engine, preload_dynamo
 from .io import SCHEMA
 
 PHASES = ("forward", "backward", "update")
@@ -139,9 +139,7 @@ class Recorder:
             self._mode = None
 
     def start(self) -> None:
-        # An optimizer's first step imports torch._dynamo; imported inside the dispatch mode, that
-        # import fails half-way and every later import in the process fails too. Import it first.
-        import torch._dynamo  # noqa: F401
+        preload_dynamo()  # not first inside the dispatch mode (an optimizer's first step imports it)
 
         if 0 in self._wanted:
             self._on()
