@@ -45,12 +45,12 @@ def pytest_configure(config) -> None:
     is_worker = hasattr(config, "workerinput")
     if not log_dir or (not is_worker and config.getoption("dist", "no") != "no"):
         return  # xdist's controller runs no test (and imports no torch)
-    import reference.harness as harness
+    import reference.harness.running as running
     from reference.injections import active
 
     worker = config.workerinput["workerid"] if is_worker else "main"
     log_path = Path(log_dir) / f"{worker}.pickle"
-    original = harness.running
+    original = running.execute
     calls: list[tuple[str, dict, tuple[str, ...], float]] = []
 
     def logged_execute(p, **options):
@@ -59,11 +59,12 @@ def pytest_configure(config) -> None:
         # replayed as reference.run(variant, **arguments) under the same injections (a changed
         # program: another run, not a repeat); a run given its start (start=) is replayed from its
         # own draw, the same work
-        calls.append((p.variant.id, dict(p.arguments(), trace_steps=options.get("trace_steps")),
+        calls.append((p.variant.id, dict(p.arguments(), trace_steps=options.get("trace_steps"),
+                                         record_state=options.get("record_state", False)),
                       active(), time.perf_counter() - start))
         return result
 
-    harness.running = logged_execute
+    running.execute = logged_execute
     config.add_cleanup(lambda: log_path.write_bytes(pickle.dumps(calls)))
 
 

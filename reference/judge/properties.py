@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 
 from ..facts import FactChanged, clamp_passes_gradient_at_zero, fact
+from .blocks import FIXED, variants_using
 from ..harness.running import full_precision_matmul, thread_count
 from ..tolerances import tolerance
 from ..variants import mlp_tensor, poly_tensor
@@ -129,13 +130,27 @@ def prop_legendre_p3(device: str, dtype: torch.dtype) -> None:
 
 @dataclass(frozen=True)
 class Property:
-    variant: str  # the variant whose code it checks (for --variants)
+    variant: str  # the variant whose code it checks, or the building block (for --variants, the verdict)
     name: str
     check: Callable[[str, torch.dtype], None]
+    variants: tuple[str, ...] = ()  # a building block's: the programs that use it
+    dtype_free: bool = False  # the same in every dtype: checked once
 
     @property
     def label(self) -> str:
         return f"{self.variant}: {self.name}"
+
+    def concerns(self, variant: str) -> bool:
+        return variant == self.variant or variant in self.variants
+
+
+def _block_property(fixed) -> Property:
+    def check(device: str, dtype: torch.dtype) -> None:
+        problems = fixed.problems(device, str(dtype).removeprefix("torch."))
+        if problems:
+            raise AssertionError("; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""))
+
+    return Property(fixed.block, fixed.label, check, variants_using(fixed.block), fixed.dtype_free)
 
 
 PROPERTIES = [
@@ -149,6 +164,8 @@ PROPERTIES = [
     Property("poly.tensor", "manual gradients equal autograd (specs/tolerances.toml [gradients])",
              prop_poly_manual_backward),
     Property("poly.custom_function", "LegendrePolynomial3 is Legendre's P3 exactly", prop_legendre_p3),
+    # the building blocks (specs/building_blocks.toml), on fixed inputs
+    *(_block_property(fixed) for fixed in FIXED),
 ]
 PROPERTY_DTYPES = (torch.float32, torch.float64)
 

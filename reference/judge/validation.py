@@ -112,20 +112,35 @@ def select(device: str, *, require_cuda: bool = False, patterns: Sequence[str] =
     def wanted(variant: str, label: str) -> bool:
         return (not variants or variant in variants) and (not patterns or any(p in label for p in patterns))
 
+    def wanted_property(prop: Property) -> bool:
+        return ((not variants or any(prop.concerns(v) for v in variants))
+                and (not patterns or any(p in prop.label for p in patterns)))
+
     items = []
     for dev in devices:
+        # properties first: a golden that diverges can then name a building block that failed
+        if properties:
+            for prop in PROPERTIES:
+                if wanted_property(prop):
+                    dtypes = PROPERTY_DTYPES[:1] if prop.dtype_free else PROPERTY_DTYPES
+                    items += [Item(prop.label, dev, str(dt).removeprefix("torch."), prop=prop) for dt in dtypes]
         for key in all_keys():
             if dev in known[key.variant].devices and wanted(key.variant, key.label):
                 items.append(Item(key.label, dev, key.dtype, key=key))
-        if properties:
-            for prop in PROPERTIES:
-                if wanted(prop.variant, prop.label):
-                    items += [Item(prop.label, dev, str(dt).removeprefix("torch."), prop=prop) for dt in PROPERTY_DTYPES]
     if not items:
         what = " ".join([*(f"-k {p!r}" for p in patterns), *(f"--variants {v}" for v in variants)])
         raise UsageError(f"{what} selects nothing. Valid choices: variant ids ({', '.join(known)}), "
                          "or parts of a row label such as 'mlp.nn float32' or 'seed 1'")
     return Validation(devices, skipped, items)
+
+
+def failed_blocks(results: Sequence[PropertyResult], variant: str) -> list[str]:
+    """Lines naming the building blocks `variant` uses that failed: what to look at first."""
+    from .blocks import blocks_of
+
+    used = set(blocks_of(variant))
+    return [f"building block {r.variant} fails (look here first): {r.message}" for r in results
+            if not r.passed and r.variant in used]
 
 
 def _golden_cell(item: Item, runner: Callable[..., Trajectory] | None, locate: bool) -> None:
@@ -158,6 +173,9 @@ def perform(validation: Validation, *, runner: Callable[..., Trajectory] | None 
         start = time.perf_counter()
         if item.key is not None:
             _golden_cell(item, runner, locate)
+            if item.cell is not None and item.cell.status is Status.DIVERGED:
+                done = [it.result for it in validation.items[:i] if it.result is not None and it.device == item.device]
+                item.cell.located = failed_blocks(done, item.key.variant) + item.cell.located
         else:
             passed, message = check_property(item.prop, item.device, item.dtype)
             item.result = PropertyResult(item.label, item.prop.variant, item.device, item.dtype, passed, message)

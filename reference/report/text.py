@@ -42,11 +42,11 @@ def cell_summary(label: str, column: str, cell: Cell) -> str:
 def cell_details(label: str, column: str, cell: Cell, indent: str = "    ") -> list[str]:
     """The lines under a cell that is not exact: its checks, the op that changed, the checkpoints."""
     v = cell.verdict
-    lines = []
-    if v is not None:
-        if v.rule:
-            lines.append(f"{indent}judged by the row {v.rule}: " + "; ".join(v.checks_lines()))
-    lines += [indent + line for line in cell.located]
+    first = [line for line in cell.located if line.startswith("building block")]  # what to look at first
+    lines = [indent + line for line in first]
+    if v is not None and v.rule:
+        lines.append(f"{indent}judged by the row {v.rule}: " + "; ".join(v.checks_lines()))
+    lines += [indent + line for line in cell.located if line not in first]
     if v is not None and v.status is Status.DIVERGED and cell.curves is not None:
         c = cell.curves
         lines += [indent + "  " + line for line in

@@ -20,6 +20,7 @@ from ..harness.environment import explain_difference
 from ..harness.threads import CANONICAL_THREADS
 from ..harness.trajectory import Trajectory
 from ..judge import goldens
+from ..judge.blocks import failing
 from ..judge.goldens import GoldenError, GoldenJudgement, GoldenKey
 from ..judge.locate import explain_golden_failure
 from ..judge.matrix import Curves, verdict_cell
@@ -109,8 +110,9 @@ class Golden:
         locate: name where the state parts and the op (not for compiled runs: dynamo does not compile
         under the trace's dispatch mode)."""
         now, verdict = judged.now, judged.verdict
-        located = (explain_golden_failure(key, dict(device=now.device, threads=now.threads), self._run) if locate
-                   else ["op not located: a compiled run is not traced"])
+        located = failing(key.variant, now.device, key.dtype)
+        located += (explain_golden_failure(key, dict(device=now.device, threads=now.threads), self._run) if locate
+                    else ["op not located: a compiled run is not traced"])
         try:
             rule = rule_for(key.variant, key.dtype, now.device)
         except PolicyError:
