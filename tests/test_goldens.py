@@ -73,3 +73,9 @@ def test_cuda_rows_catch_tf32_rounding_cpu_float32(variant_id, cached_run):
     gold64 = golden_files.read(GoldenKey(variant_id, "float64", 0))["losses"][:steps]
     verdict = judge(variant_id, "float32", emulated.losses, gold, device="cuda", reference64=gold64)
     assert not verdict.ok, f"TF32 rounding passes the CUDA rows: {verdict.summary()}"
+
+
+def test_every_shipped_golden_is_written_in_the_current_schema():
+    """One environment record format: a schema-1 file is read through the migration, but none ships."""
+    old = [str(k) for k in golden_files.all_keys() if golden_files.read(k).get("schema_on_disk") != golden_files.SCHEMA]
+    assert old == [], f"rewrite them with `pytest --update-goldens` where they reproduce bit for bit: {old}"

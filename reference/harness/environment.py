@@ -101,9 +101,15 @@ def _static() -> dict[str, Any]:
     }
 
 
+# matched by a prefix above but deciding nothing: threadpoolctl and scikit-learn set it when imported,
+# so whether a record carries it would depend on the import order
+IGNORED_ENV_VARS = ("KMP_DUPLICATE_LIB_OK",)
+
+
 def _environment_variables() -> dict[str, str]:
     return {k: v for k, v in sorted(os.environ.items())
-            if any(k == name or (name.endswith("_") and k.startswith(name)) for name in ENV_VARS)}
+            if any(k == name or (name.endswith("_") and k.startswith(name)) for name in ENV_VARS)
+            and k not in IGNORED_ENV_VARS}
 
 
 def _cuda(device: torch.device) -> dict[str, Any]:
