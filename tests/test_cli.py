@@ -256,7 +256,7 @@ def test_a_multi_variant_run_failing_part_way_writes_what_finished_and_says_wher
     stdout, err = capsys.readouterr()
     assert status == 2
     assert [t["variant"] for t in json.loads(out.read_text())["trajectories"]] == ["poly.nn"]
-    assert f"stopped after 1 of 3 variants; the finished trajectories are in {out}" in err
+    assert f"stopped after 1 of 3 runs; the finished trajectories are in {out}" in err
     assert "poly.nn" in stdout  # its row of the table
     # the progress bar ends its line before the messages: each starts a line of its own
     lines = err.split("\n")
@@ -269,7 +269,7 @@ def test_a_run_failing_part_way_without_out_shows_what_finished(capsys, second_v
     status = cli.main(["run", "poly.nn", "poly.tensor", "--steps", "3"])
     stdout, err = capsys.readouterr()
     assert status == 2
-    assert "poly.nn" in stdout and "stopped after 1 of 2 variants; the finished trajectories are above" in err
+    assert "poly.nn" in stdout and "stopped after 1 of 2 runs; the finished trajectories are above" in err
 
 
 # --- compare --------------------------------------------------------------------------------------
@@ -279,3 +279,25 @@ def test_every_command_is_on_the_command_line():
     parser = cli.build_parser()
     choices = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     assert sorted(choices) == ["check", "compare", "list", "locate", "run"]
+
+
+def test_dtype_both_runs_each_variant_in_every_dtype_it_has(tmp_path, capsys):
+    """What compare's float32 shadow check needs: the float64 run of the same start beside each float32 one."""
+    out = tmp_path / "both.json"
+    assert cli.main(["run", "poly.nn", "mlp.numpy", "--dtype", "both", "--steps", "2", "--out", str(out)]) == 0
+    runs = json.loads(out.read_text())["trajectories"]
+    assert sorted((t["variant"], t["dtype"]) for t in runs) == [
+        ("mlp.numpy", "float32"), ("mlp.numpy", "float64"), ("poly.nn", "float32"), ("poly.nn", "float64")]
+    assert "wrote 4 trajectories" in capsys.readouterr().out
+
+
+def test_run_out_keeps_a_digest_and_a_record_of_the_final_parameters_unless_asked_for_every_value(tmp_path, capsys):
+    small, full = tmp_path / "small.json", tmp_path / "full.json"
+    assert cli.main(["run", "mnist.quickstart", "--steps", "2", "--out", str(small)]) == 0
+    assert cli.main(["run", "mnist.quickstart", "--steps", "2", "--out", str(full), "--full-params"]) == 0
+    kept, every = (json.loads(p.read_text())["trajectories"][0] for p in (small, full))
+    assert kept["params"] == {} and kept["params_sha256"] and kept["params_record"]
+    assert sum(len(v) for v in every["params"].values()) == 784 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10
+    assert small.stat().st_size * 50 < full.stat().st_size
+    said = capsys.readouterr().out
+    assert "final parameters as digest and record, --full-params keeps every value" in said

@@ -88,7 +88,7 @@ def test_the_text_the_page_and_the_picture_of_a_cell_say_the_same_status_and_num
     assert said.startswith("DIVERGED @0 ")
     assert any(line.endswith(said) for line in text.render(matrix) if line.startswith(KEY.label))
     page = html.render(matrix)
-    assert f'data-status="diverged">' in page and f"<h3>{KEY.label} [b]: {said}</h3>" in page
+    assert 'data-status="diverged">' in page and f"<h3>{KEY.label} [b]: {said}</h3>" in page
     fig = plots.figure(row.label, "b", cell)
     assert fig.title == f"{KEY.label} [b]: {said}" and fig.first_bad == cell.verdict.first_bad_step
     assert f">{fig.title}</text>" in plots.svg(fig)

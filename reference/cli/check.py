@@ -14,7 +14,8 @@ from typing import Any, Callable
 from .. import facts, injections
 from ..errors import UsageError
 from ..harness.trajectory import save_trajectories
-from ..judge.validation import Item, device_environment, perform, select
+from ..judge.locate import record_departures
+from ..judge.validation import Item, device_environment, perform, recording, select
 from ..report import html, text
 from .arguments import output_file, size_text
 
@@ -69,7 +70,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if changed:
         print(f"check: INJECTED CHANGE in effect: {', '.join(changed)}", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    perform(validation, progress=None if args.quiet else _progress(sys.stderr))
+    perform(validation, runner=None if out is None else recording(),
+            progress=None if args.quiet else _progress(sys.stderr))
     matrix = validation.matrix()
     matrix.notes = head[1:] + matrix.notes
     print("\n".join(["", *text.render(matrix)]))
@@ -79,7 +81,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             runs = validation.runs(device)
             if runs:
                 path = out / f"check-{device}.json"
-                size = save_trajectories(path, runs)
+                size = save_trajectories(path, record_departures(runs))
                 print(f"wrote {path} ({size_text(size)}; python -m reference compare {out} OTHER_DIR)")
     if args.html is not None:
         print(f"wrote {html.write(args.html, matrix)}")

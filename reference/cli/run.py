@@ -13,6 +13,8 @@ from ..errors import UsageError
 from ..harness.running import execute
 from ..harness.planning import BadArgument, plan
 from ..harness.trajectory import Trajectory, save_trajectories
+from ..judge.locate import record_departures
+from ..judge.rules import trace_steps as kept_trace_steps
 from ..report.table import table
 from .arguments import output_file, parse_override, progress, size_text
 
@@ -42,8 +44,9 @@ def _check_mnist_root(root: str, where: str) -> None:
                          f"unset it for the embedded digits)") from None
 
 
-def _plans(args: argparse.Namespace, ids: list[str]) -> dict[str, Any]:
-    """Every run's plan, each argument judged by plan() before the first run."""
+def _plans(args: argparse.Namespace, ids: list[str]) -> list[tuple[str, Any]]:
+    """Every run's (variant, plan), each argument judged by plan() before the first run; --dtype both:
+    a run per dtype the variant supports."""
     overrides_by_id = {vid: dict(parse_override(s, vid) for s in args.set) for vid in ids}
     if any(lookup(vid).family == "mnist" for vid in ids):
         root, where = _mnist_root(args.mnist_root)
@@ -52,16 +55,16 @@ def _plans(args: argparse.Namespace, ids: list[str]) -> dict[str, Any]:
         for vid in ids:
             if lookup(vid).family == "mnist":
                 overrides_by_id[vid].setdefault("data_root", root)
-    run_args = dict(seed=args.seed, device=args.device, dtype=args.dtype, steps=args.steps, threads=args.threads,
-                    compile=args.compile)
-    plans = {}
+    run_args = dict(seed=args.seed, device=args.device, steps=args.steps, threads=args.threads, compile=args.compile)
+    plans = []
     for vid in ids:
-        try:
-            plans[vid] = plan(vid, **run_args, **overrides_by_id[vid])
-        except BadArgument as exc:  # a flag's own range, in the flag's words
-            raise UsageError(f"--{exc.argument} {exc.value}: must be {exc.requirement}") from None
-        except ValueError as exc:
-            raise UsageError(f"{vid}: {exc}") from None
+        for dtype in (lookup(vid).dtypes if args.dtype == "both" else [args.dtype]):
+            try:
+                plans.append((vid, plan(vid, dtype=dtype, **run_args, **overrides_by_id[vid])))
+            except BadArgument as exc:  # a flag's own range, in the flag's words
+                raise UsageError(f"--{exc.argument} {exc.value}: must be {exc.requirement}") from None
+            except ValueError as exc:
+                raise UsageError(f"{vid}: {exc}") from None
     return plans
 
 
@@ -76,12 +79,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         lookup(vid)  # fail on a bad id before running anything
     plans = _plans(args, ids)
     out = None if args.out is None else output_file(args.out, "--out", overwrite=args.overwrite)
-    several = len(ids) > 1
+    several = len(plans) > 1
     trajectories: list[Trajectory] = []
     try:
-        for i, vid in enumerate(ids):
+        for i, (vid, p) in enumerate(plans):
             if several:
-                progress.bar(i, len(ids), vid)
+                progress.bar(i, len(plans), f"{vid} {p.dtype}")
                 on_step = None
             else:
                 print(f"{vid} (seed {args.seed}, {args.device}, {args.dtype or 'tutorial dtype'})")
@@ -90,7 +93,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                     if t % 100 == 99:
                         print(t, loss)
 
-            trajectories.append(execute(plans[vid], on_step=on_step, record_state=out is not None))
+            # kept for compare: the state fingerprints, and the op traces of the first steps (as the goldens keep)
+            traced = None if out is None or p.compile is not None else range(min(kept_trace_steps(), p.steps))
+            trajectories.append(execute(p, on_step=on_step, record_state=out is not None, trace_steps=traced))
             if lookup(vid).family == "mnist" and not several:
                 from ..mnist import run_report
 
@@ -101,13 +106,15 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(result_line(trajectories[-1]))
     except BaseException:
         progress.end()
-        _keep_finished(trajectories, len(ids), out, args)
+        _keep_finished(trajectories, len(plans), out, args)
         raise
     if several:
-        progress.bar(len(ids), len(ids), "done")
+        progress.bar(len(plans), len(plans), "done")
     print()
     _print_table(trajectories)
     if out is not None:
+        # a run that parts from its golden keeps the trace of where it parts (a re-run to that step)
+        trajectories = record_departures(trajectories)
         size = save_trajectories(out, trajectories, overwrite=args.overwrite, full_params=args.full_params)
         print(f"\nwrote {len(trajectories)} trajectories to {out} ({size_text(size)}"
               + ("; final parameters in full" if args.full_params else "; final parameters as digest and record, "
@@ -129,7 +136,7 @@ def _keep_finished(trajectories: list[Trajectory], total: int, out: Path | None,
         except OSError as exc:
             where = f"above (not written to {out}: {exc})"
     sys.stdout.flush()
-    print(f"stopped after {len(trajectories)} of {total} variants; the finished trajectories are {where}",
+    print(f"stopped after {len(trajectories)} of {total} runs; the finished trajectories are {where}",
           file=sys.stderr)
 
 
@@ -138,7 +145,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("ids", nargs="*", metavar="ID", help="variant ids (see `list`)")
     p.add_argument("--all", action="store_true", help="run every variant")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--dtype", default=None, help="float32 or float64 (default: the tutorial's own)")
+    p.add_argument("--dtype", default=None,
+                   help="float32, float64, or both (a run in each dtype the variant has: what `compare`'s float32 "
+                        "shadow check needs); default: the tutorial's own")
     p.add_argument("--seed", type=int, default=0, help="seed for torch, random and NumPy (default: 0)")
     p.add_argument("--steps", type=int, default=None, help="number of steps (default: the tutorial's)")
     p.add_argument("--threads", type=int, default=1,

@@ -156,7 +156,9 @@ def save_trajectories(path: Path | str, trajectories: Sequence[Trajectory], *, o
     if recorded_by is not None:
         head["recorded_by"] = recorded_by  # first in the file: recording.py recognises its own files by it
     entries = [to_json(t, full_params=full_params) for t in trajectories]
-    text = json.dumps({**head, "trajectories": entries}, indent=1) + "\n"
+    # one line per trajectory: a machine file (goldens are the reviewed ones), a third smaller than indented
+    text = ("{" + json.dumps(head)[1:-1] + ', "trajectories": [\n'
+            + ",\n".join(json.dumps(e, separators=(",", ":")) for e in entries) + "\n]}\n")
     data = text.encode()
     atomic_write(target, lambda f: f.write(data), overwrite=overwrite)
     return len(data)

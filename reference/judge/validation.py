@@ -164,10 +164,26 @@ def _golden_cell(item: Item, runner: Callable[..., Trajectory] | None, locate: b
         item.cell.located = explain_golden_failure(key, dict(device=item.device, threads=j.now.threads), runner)
 
 
+def recording(runner: Callable[..., Trajectory] | None = None) -> Callable[..., Trajectory]:
+    """`runner` (default: reference.run) keeping what compare needs of each run: its state
+    fingerprints and the op traces of its first steps (as the goldens keep)."""
+    from .rules import trace_steps
+
+    def run(variant: str, **kwargs: Any) -> Trajectory:
+        if runner is None:
+            from ..harness.running import run as base
+        else:
+            base = runner
+        steps = kwargs.get("steps") or load_variants()[variant].steps
+        return base(variant, record_state=True, trace_steps=range(min(trace_steps(), steps)), **kwargs)
+
+    return run
+
+
 def perform(validation: Validation, *, runner: Callable[..., Trajectory] | None = None,
             progress: Callable[[int, int, Item], None] | None = None, locate: bool = True) -> None:
-    """Run and judge every item. runner: reference.run or a memoised stand-in; locate: name the op
-    where a diverged golden parts (a re-run of its first steps)."""
+    """Run and judge every item. runner: reference.run or a memoised stand-in (recording() keeps what
+    compare needs); locate: name the op where a diverged golden parts (a re-run of its first steps)."""
     total = len(validation.items)
     for i, item in enumerate(validation.items):
         start = time.perf_counter()
