@@ -15,7 +15,8 @@ from .. import facts, injections
 from ..errors import UsageError
 from ..harness.trajectory import save_trajectories
 from ..judge.locate import record_departures
-from ..judge.validation import Item, device_environment, perform, recording, select
+from ..judge import expectations
+from ..judge.validation import Item, device_environment, perform, recording, repeats, select
 from ..report import html, text
 from .arguments import output_file, size_text
 
@@ -44,6 +45,15 @@ def _check_outputs(args: argparse.Namespace, devices: list[str]) -> Path | None:
         raise UsageError(f"--html {args.html} is a directory; name a file, e.g. {Path(args.html) / 'check.html'}")
     if args.propose_rows is not None:
         output_file(args.propose_rows, "--propose-rows", overwrite=args.overwrite)
+    if args.record is not None:
+        manifest = Path(os.path.expanduser(args.record)) / expectations.MANIFEST
+        if manifest.exists() and not args.overwrite:
+            raise UsageError(f"--record: {manifest} exists: an expectation set is there already; pass --overwrite "
+                             "to replace it")
+        if Path(os.path.expanduser(args.record)).is_file():
+            raise UsageError(f"--record {args.record} is a file; name a directory for the expectation set")
+    if args.repeats < 1:
+        raise UsageError(f"--repeats {args.repeats}: must be 1 or more")
     return out
 
 
@@ -64,14 +74,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     validation = select(args.device, require_cuda=args.require_cuda, patterns=args.k, variants=variants,
                         properties=not args.no_properties)
     out = _check_outputs(args, validation.devices)
+    try:
+        sets = [expectations.load(Path(os.path.expanduser(d))) for d in args.expect]
+    except expectations.ExpectationError as exc:
+        raise UsageError(str(exc)) from None
+    if sets:
+        validation.expect(sets)
     head = header(validation.devices, validation.skipped)
     print("\n".join(head), flush=True)
     changed = injections.active()
     if changed:
         print(f"check: INJECTED CHANGE in effect: {', '.join(changed)}", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    perform(validation, runner=None if out is None else recording(),
-            progress=None if args.quiet else _progress(sys.stderr))
+    keep = out is not None or args.record is not None or bool(sets)  # state and first steps' traces
+    perform(validation, runner=recording() if keep else None, progress=None if args.quiet else _progress(sys.stderr))
     matrix = validation.matrix()
     matrix.notes = head[1:] + matrix.notes
     print("\n".join(["", *text.render(matrix)]))
@@ -83,6 +99,12 @@ def cmd_check(args: argparse.Namespace) -> int:
                 path = out / f"check-{device}.json"
                 size = save_trajectories(path, record_departures(runs))
                 print(f"wrote {path} ({size_text(size)}; python -m reference compare {out} OTHER_DIR)")
+    if args.record is not None:
+        directory = Path(os.path.expanduser(args.record))
+        manifest = expectations.record(directory, repeats(validation, args.repeats), repeats=args.repeats,
+                                       overwrite=args.overwrite)
+        print(f"wrote the expectation set {directory} ({manifest.name} and the runs of {', '.join(validation.devices)}; "
+              f"`check --expect {directory}` on a box of this environment judges it bit for bit)")
     if args.html is not None:
         print(f"wrote {html.write(args.html, matrix)}")
     if args.propose_rows is not None:
@@ -120,5 +142,14 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--propose-rows", default=None, metavar="FILE",
                    help="write the version-keyed facts measured on this torch as rows of specs/torch_behaviour.toml, "
                         "for a maintainer to review (a torch outside the verified range)")
+    p.add_argument("--record", default=None, metavar="DIR",
+                   help="write an expectation set of this environment to DIR: every golden run, keyed by the "
+                        "environment's fingerprint (docs/expectations.md)")
+    p.add_argument("--repeats", type=int, default=2, metavar="N",
+                   help="with --record: run each golden N times, to record whether this box is bitwise repeatable "
+                        "(default: 2)")
+    p.add_argument("--expect", action="append", default=[], metavar="DIR",
+                   help="judge bit for bit against the expectation set (repeatable) whose fingerprint matches this "
+                        "environment; where none does, say which keys differ and judge by the calibrated policy")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines (stderr)")
     p.set_defaults(func=cmd_check)

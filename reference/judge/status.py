@@ -6,7 +6,8 @@ Note [one status, four words]
 A judged pair of trajectories has exactly one status:
   exact           every loss and every final parameter bitwise equal
   close           not bitwise equal, within the calibrated policy (every check that applied passed)
-  diverged        beyond the policy: some check that applied failed (its first step and size given)
+  diverged        beyond the policy: some check that applied failed (its first step and size given);
+                  or, judged against an expectation set of the same environment, not bit for bit
   not comparable  no judgement could be made (a run missing, other steps, no calibrated row); never a pass
 A check that cannot be applied (no float64 partner for the shadow, no parameter record) is listed
 as not applied, with what would make it applicable; it never fails a verdict.
@@ -36,8 +37,9 @@ class Status(str, Enum):
 MEANING = {
     Status.EXACT: "every loss and every final parameter bitwise equal",
     Status.CLOSE: "not bitwise equal, within the calibrated policy",
-    Status.DIVERGED: "beyond the calibrated policy (DIVERGED @step: the first step outside it, then the largest "
-                     "relative loss difference)",
+    Status.DIVERGED: "beyond the calibrated policy, or not bit for bit where an expectation set of this "
+                     "environment judges (DIVERGED @step: the first step outside, then the largest relative loss "
+                     "difference)",
     Status.NOT_COMPARABLE: "no judgement could be made (the reason is listed); never a pass",
 }
 # the cells that are not judgements

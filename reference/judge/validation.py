@@ -19,6 +19,7 @@ from ..harness.threads import gate_threads
 from ..harness.trajectory import Trajectory
 from .goldens import CANONICAL_DEVICE, GoldenError, GoldenJudgement, GoldenKey, all_keys, goldens_dir, judge_golden
 from .locate import explain_golden_failure
+from .expectations import Choice, ExpectationSet, choose, judge_exact
 from .matrix import Cell, Column, Curves, Matrix, PropertyResult, Row, baseline_cell, missing_cell, verdict_cell
 from .properties import PROPERTIES, PROPERTY_DTYPES, Property, check_property
 from .rules import PolicyError, rule_for
@@ -53,6 +54,15 @@ class Validation:
     devices: list[str]
     skipped: dict[str, str]  # device -> why it was not checked
     items: list[Item] = field(default_factory=list)
+    # where expectation sets were given (check --expect): per device, the set that judges it exactly, or why none
+    choices: dict[str, Choice] = field(default_factory=dict)
+
+    def expect(self, sets: Sequence[ExpectationSet]) -> None:
+        """Judge each device against the set whose fingerprint matches this environment's, if any."""
+        from ..harness.environment import describe
+
+        for device in self.devices:
+            self.choices[device] = choose(sets, device, {**describe(device), "threads": gate_threads()})
 
     def goldens(self) -> list[Item]:
         return [it for it in self.items if it.key is not None]
@@ -79,6 +89,7 @@ class Validation:
         matrix.notes = [f"each run judged against the golden the package ships (specs: {specs_dir()}), by the "
                         "calibrated row of its variant and dtype"]
         matrix.notes += [f"{d}: skipped: {why}" for d, why in self.skipped.items()]
+        matrix.notes += [choice.note for choice in self.choices.values()]
         matrix.problems = [it.cell.reason for it in goldens if it.cell is not None and it.cell.text == "ERROR"]
         return matrix
 
@@ -143,7 +154,7 @@ def failed_blocks(results: Sequence[PropertyResult], variant: str) -> list[str]:
             if not r.passed and r.variant in used]
 
 
-def _golden_cell(item: Item, runner: Callable[..., Trajectory] | None, locate: bool) -> None:
+def _golden_cell(item: Item, runner: Callable[..., Trajectory] | None, locate: bool, choice: Choice | None) -> None:
     key = item.key
     try:
         j = judge_golden(key, item.device, runner=runner)
@@ -160,6 +171,13 @@ def _golden_cell(item: Item, runner: Callable[..., Trajectory] | None, locate: b
         rule = None
     curves = Curves("golden", f"now ({item.device})", j.golden_losses, j.now.losses, j.golden64, rule)
     item.cell = verdict_cell(j.verdict, curves=curves)
+    if choice is not None and choice.chosen is not None:  # an expectation of this environment: bit for bit
+        cell = judge_exact(choice.chosen, item.device, j.now, j.verdict.status)
+        expected = choice.chosen.runs.get(item.device, {}).get(key.label)
+        if expected is not None:
+            cell.curves = Curves("expectation", f"now ({item.device})", expected[0].losses, j.now.losses)
+        item.cell = cell
+        return
     if locate and j.verdict.status is Status.DIVERGED:
         item.cell.located = explain_golden_failure(key, dict(device=item.device, threads=j.now.threads), runner)
 
@@ -188,7 +206,7 @@ def perform(validation: Validation, *, runner: Callable[..., Trajectory] | None 
     for i, item in enumerate(validation.items):
         start = time.perf_counter()
         if item.key is not None:
-            _golden_cell(item, runner, locate)
+            _golden_cell(item, runner, locate, validation.choices.get(item.device))
             if item.cell is not None and item.cell.status is Status.DIVERGED:
                 done = [it.result for it in validation.items[:i] if it.result is not None and it.device == item.device]
                 item.cell.located = failed_blocks(done, item.key.variant) + item.cell.located
@@ -198,6 +216,21 @@ def perform(validation: Validation, *, runner: Callable[..., Trajectory] | None 
         item.seconds = time.perf_counter() - start
         if progress is not None:
             progress(i + 1, total, item)
+
+
+def repeats(validation: Validation, times: int, runner: Callable[..., Trajectory] | None = None) -> dict[str, list]:
+    """Per device, each golden run with `times - 1` more of it (fresh runs: is this box bitwise
+    repeatable?), for an expectation set (reference/judge/expectations.py)."""
+    run = recording(runner)
+    out: dict[str, list] = {}
+    for it in validation.goldens():
+        if it.judgement is None:
+            continue
+        now = it.judgement.now
+        again = [run(now.variant, seed=now.seed, dtype=now.dtype, device=it.device, steps=now.steps,
+                     threads=now.threads) for _ in range(times - 1)]
+        out.setdefault(it.device, []).append([now, *again])
+    return out
 
 
 # --- the environment of each column ---------------------------------------------------------------

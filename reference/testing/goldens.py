@@ -21,6 +21,9 @@ from ..harness.threads import CANONICAL_THREADS
 from ..harness.trajectory import Trajectory
 from ..judge import goldens
 from ..judge.blocks import failing
+from ..judge.expectations import judge_exact
+from ..judge.status import Status
+from ..judge.validation import recording
 from ..judge.goldens import GoldenError, GoldenJudgement, GoldenKey
 from ..judge.locate import explain_golden_failure
 from ..judge.matrix import Curves, verdict_cell
@@ -63,7 +66,10 @@ class Golden:
         outside = facts.outside_note()
         if outside:
             self._request.node.user_properties.append((OUTSIDE_PROPERTY, outside))
+        session = TestSession.of(self._request.config)
         runner = self._run if compile is None else (lambda variant, **kw: self._run(variant, compile=compile, **kw))
+        if compile is None and session.keeps_expectation_runs:
+            runner = recording(runner)  # the state and first steps' traces an expectation set keeps
         try:
             judged = goldens.judge_golden(key, device, runner=runner)
         except GoldenError as exc:
@@ -72,6 +78,15 @@ class Golden:
             pytest.fail(f"{exc}{hint}", pytrace=False)
         verdict = judged.verdict
         where = device if compile is None else f"{device} compile={compile}"
+        choice = session.expectation_for(device) if compile is None else None
+        if choice is not None and choice.chosen is not None:  # an expectation of this environment: bit for bit
+            cell = judge_exact(choice.chosen, device, judged.now, verdict.status)
+            self._record(GoldenResult(str(key), device, None, str(cell.status), f"{key.label} ({where}): {cell.reason}",
+                                      key.label, cell.text))
+            return judged, (None if cell.status is not Status.DIVERGED else
+                            f"expectation mismatch for {key} on {where}: {cell.reason}\n({choice.note})")
+        if compile is None and session.records_expectations:
+            session.keep_for_expectations(device, judged.now, runner)
         self._record(GoldenResult(str(key), device, compile, str(verdict.status),
                                   verdict.summary().replace(f"{key.dtype}:", f"{key.dtype} ({where}):", 1),
                                   key.label, verdict.cell_text()))

@@ -39,6 +39,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--record-trajectories", default=None, metavar="DIR",
                     help="write the trajectories of the session's shared runs (cached_run) to DIR/<worker>.json "
                     "for `python -m reference compare` (tox does this per env)")
+    group.addoption("--record-expectations", default=None, metavar="DIR",
+                    help="write an expectation set of this environment from the golden tests' runs "
+                    "(`check --record` does the same; docs/expectations.md)")
+    group.addoption("--expect", action="append", default=[], metavar="DIR",
+                    help="judge the golden tests bit for bit against the expectation set whose fingerprint matches "
+                    "this environment (repeatable); where none does, by the calibrated policy, saying so")
     group.addoption("--artifacts-dir", default=os.environ.get("TES_ARTIFACTS_DIR", "artifacts"),
                     help="where failing golden comparisons write their reports, plots and obtained trajectories "
                     "(default: artifacts/)")
@@ -127,6 +133,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     TestSession.of(item.config).setup(item)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    TestSession.of(session.config).finish()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

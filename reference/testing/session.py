@@ -60,6 +60,9 @@ class TestSession:
         self.config = config
         self.runs_dir: Path | None = None
         self.controller_pid: int | None = None
+        self._expectation_sets: list | None = None
+        self._choices: dict[str, Any] = {}
+        self._kept: dict[str, list] = {}  # device -> [[run, repeat], ...] for --record-expectations
 
     @classmethod
     def of(cls, config: pytest.Config) -> "TestSession":
@@ -113,6 +116,65 @@ class TestSession:
     def stop_reason(self) -> str | None:
         """Why this process must run no more tests and write no more goldens (its controller is gone)."""
         return None if self.controller_pid is None else controller_gone(self.controller_pid)
+
+    # --- expectations per environment (reference/judge/expectations.py) -------------------------------
+
+    @property
+    def records_expectations(self) -> bool:
+        return self.config.getoption("--record-expectations") is not None
+
+    @property
+    def keeps_expectation_runs(self) -> bool:
+        return self.records_expectations or bool(self.config.getoption("--expect"))
+
+    def expectation_for(self, device: str) -> Any:
+        """The Choice of an expectation set for `device` (None without --expect)."""
+        dirs = self.config.getoption("--expect")
+        if not dirs:
+            return None
+        from ..harness.environment import describe
+        from ..judge import expectations
+
+        if self._expectation_sets is None:
+            try:
+                self._expectation_sets = [expectations.load(Path(d)) for d in dirs]
+            except expectations.ExpectationError as exc:
+                pytest.exit(f"--expect: {exc}", returncode=4)
+        if device not in self._choices:
+            self._choices[device] = expectations.choose(self._expectation_sets, device,
+                                                        {**describe(device), "threads": gate_threads()})
+        return self._choices[device]
+
+    def keep_for_expectations(self, device: str, run: Any, runner: Any) -> None:
+        """A golden run, and one repeat of it (is this box bitwise repeatable?), for the set."""
+        again = runner(run.variant, seed=run.seed, dtype=run.dtype, device=device, steps=run.steps,
+                       threads=run.threads)
+        self._kept.setdefault(device, []).append([run, again])
+
+    def finish(self) -> None:
+        """Each process leaves its kept runs in DIR/.parts; the controller (or a lone process) writes the set."""
+        out = self.config.getoption("--record-expectations")
+        if out is None:
+            return
+        import pickle
+
+        parts = Path(out) / ".parts"
+        parts.mkdir(parents=True, exist_ok=True)
+        name = self.config.workerinput["workerid"] if self.is_worker else "main"
+        if self._kept:
+            (parts / f"{name}.pickle").write_bytes(pickle.dumps(self._kept))
+        if self.is_worker:
+            return
+        from ..judge import expectations
+
+        merged: dict[str, list] = {}
+        for part in sorted(parts.glob("*.pickle")):
+            for device, groups in pickle.loads(part.read_bytes()).items():
+                merged.setdefault(device, []).extend(groups)
+            part.unlink()
+        parts.rmdir()
+        if merged:
+            expectations.record(Path(out), merged, repeats=2, overwrite=True)
 
     # --- the session's policies ------------------------------------------------------------------------
 
