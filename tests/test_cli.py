@@ -278,7 +278,7 @@ def test_every_command_is_on_the_command_line():
     """One module per command under reference/cli/, each registered: none is lost to an import."""
     parser = cli.build_parser()
     choices = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert sorted(choices) == ["check", "compare", "list", "locate", "run"]
+    assert sorted(choices) == ["bisect", "check", "compare", "list", "locate", "run"]
 
 
 def test_dtype_both_runs_each_variant_in_every_dtype_it_has(tmp_path, capsys):

@@ -1,5 +1,5 @@
 """The command line: `python -m reference` (installed: `torch-examples-spec`), one module per command
-over the layers below (run, list, compare, check, locate). Exit statuses, every command:
+over the layers below (run, list, compare, check, locate, bisect). Exit statuses, every command:
 0 something was judged (or done) and nothing diverged, 1 something diverged, 2 bad input or nothing
 judged (See Note [one status, four words])."""
 from __future__ import annotations
@@ -10,12 +10,12 @@ import sys
 from typing import Sequence
 
 from ..errors import UsageError
-from . import check, compare, list as list_command, locate, run
+from . import bisect, check, compare, list as list_command, locate, run
 from .arguments import progress
 
 __all__ = ["UsageError", "build_parser", "main"]
 
-COMMANDS = (list_command, run, compare, check, locate)
+COMMANDS = (list_command, run, compare, check, locate, bisect)
 
 
 def program_name(argv0: str | None = None) -> str:
@@ -31,7 +31,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         description="The 'Learning PyTorch with Examples' programs as an executable specification: run them, "
                     "check an installed torch against the shipped goldens, compare recordings.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,compare,check,locate}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,compare,check,locate,bisect}")
     for command in COMMANDS:
         command.add_parser(sub)
     return parser

@@ -32,7 +32,7 @@ ISA_FLAGS = (
 )
 # environment variables that change the kernels or their arithmetic (names, or prefixes ending in _)
 ENV_VARS = (
-    "ATEN_CPU_CAPABILITY", "MKL_", "DNNL_", "ONEDNN_", "OPENBLAS_", "OMP_NUM_THREADS", "KMP_",
+    "ATEN_CPU_CAPABILITY", "MKL_", "DNNL_", "ONEDNN_", "OPENBLAS_", "OMP_NUM_THREADS", "KMP_", "NPY_",
     "NVIDIA_TF32_OVERRIDE", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "CUBLAS_WORKSPACE_CONFIG",
 )
 NOT_RECORDED = "not recorded"
