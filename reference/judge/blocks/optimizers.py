@@ -200,7 +200,7 @@ def step_problems(case: StepCase, device: str = "cpu") -> list[str]:
     update, the mistake it matches); [] when every quantity is within its rounding bound."""
     got, ref = torch_step(case, device), documented_step(case)
     problems = []
-    for key, want in ref.items():
+    for key, want in sorted(ref.items(), key=lambda kv: kv[0] == "param"):  # the state's terms, then the update
         if key not in got:
             problems.append(f"{case.label()}: torch keeps no {key} ({TERMS.get(key, key)})")
             continue
