@@ -2,9 +2,11 @@
 release moves one (tests/test_private.py resolves each on the installed torch and fails naming it).
 
     dispatch_mode_base()        torch.utils._python_dispatch.TorchDispatchMode (op tracing, TF32 emulation)
+    outside_dispatch_modes()    torch.utils._python_dispatch._disable_current_modes (bookkeeping ops untraced)
     in_autograd_engine()        torch._C._current_autograd_node() is not None (a backward op)
     dynamo_counters()           torch._dynamo.utils.counters (graphs, graph breaks of a compiled run)
-    dynamo_callback_handler()   torch._dynamo.callback_handler (compile ids: recompiles)
+    dynamo_callback_handler()   torch._dynamo.callback_handler (compile ids: recompiles; None where a torch
+                                has none, as 2.1: recompiles then go uncounted)
     dynamo_reset()              torch._dynamo.reset()
     preload_dynamo()            import torch._dynamo before anything needs it (see its docstring)
     cpp_compiler_problem()      torch._inductor.cpp_builder.get_cpp_compiler (can inductor compile here?)
@@ -22,10 +24,14 @@ import torch
 
 PRIVATE_APIS = (
     "torch.utils._python_dispatch.TorchDispatchMode",
+    "torch.utils._python_dispatch._disable_current_modes",
     "torch._C._current_autograd_node",
     "torch._dynamo.utils.counters",
-    "torch._dynamo.callback_handler",
     "torch._dynamo.reset",
+)
+# Used where present; where not, what it serves is said to be unavailable (tests/test_private.py).
+OPTIONAL_APIS = (
+    "torch._dynamo.callback_handler",
 )
 
 
@@ -45,6 +51,12 @@ def dispatch_mode_base() -> type:
     return resolve("torch.utils._python_dispatch.TorchDispatchMode")
 
 
+def outside_dispatch_modes() -> Any:
+    """A context in which no dispatch mode sees the ops run: the harness's own bookkeeping (state
+    fingerprints) stays out of the op trace of the program it watches."""
+    return resolve("torch.utils._python_dispatch._disable_current_modes")()
+
+
 def in_autograd_engine() -> bool:
     return resolve("torch._C._current_autograd_node")() is not None
 
@@ -53,8 +65,11 @@ def dynamo_counters() -> Any:
     return resolve("torch._dynamo.utils.counters")
 
 
-def dynamo_callback_handler() -> Any:
-    return resolve("torch._dynamo.callback_handler")
+def dynamo_callback_handler() -> Any | None:
+    try:
+        return resolve("torch._dynamo.callback_handler")
+    except RuntimeError:
+        return None
 
 
 def dynamo_reset() -> None:

@@ -13,9 +13,11 @@ class Page(HTMLParser):
         self.environment: dict[str, dict[str, str]] = {}  # key -> column -> text
         self.sections: dict[tuple[str, str], dict[str, str]] = {}  # (row, column) -> dd class -> text
         self.svgs: set[tuple[str, str]] = set()
+        # (row, column) -> the SVG's drawn elements: class (or curve role) -> their <title> / text
+        self.drawn: dict[tuple[str, str], dict[str, list[str]]] = {}
         self.external: list[str] = []
         self.verdict_ok: str | None = None
-        self._row = self._env_key = self._section = self._dd = self._env_col = None
+        self._row = self._env_key = self._section = self._dd = self._env_col = self._element = None
         self._text: list[str] = []
         self._in_matrix = self._in_env = False
         self.feed(text)
@@ -44,6 +46,11 @@ class Page(HTMLParser):
             self._dd, self._text = a.get("class"), []
         elif tag == "svg" and self._section is not None:
             self.svgs.add(self._section)
+            self.drawn.setdefault(self._section, {})
+        elif self._section in self.drawn and (a.get("class") or a.get("data-role")):
+            name = a.get("data-role") if a.get("class") == "curve" else a.get("class")
+            self.drawn[self._section].setdefault(name, [])
+            self._element, self._text = name, []
         elif tag == "p" and a.get("id") == "verdict":
             self.verdict_ok = a.get("data-ok")
 
@@ -58,6 +65,9 @@ class Page(HTMLParser):
             self._dd = None
         elif tag == "section":
             self._section = None
+        elif self._element is not None and tag in ("title", "text"):
+            self.drawn[self._section][self._element].append("".join(self._text).strip())
+            self._element = None
 
     def handle_data(self, data):
         self._text.append(data)

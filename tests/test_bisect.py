@@ -68,7 +68,7 @@ def test_a_single_change_is_found_at_its_release_and_the_boundary_is_run_on_both
     search = Search(envs, TARGETS)
     first, second = search.run()
     assert (first.last_same, first.first_changed) == ("2.2.0", "2.3.0")
-    # verified: both sides of the boundary were run, not inferred from the search's other probes
+    # both sides of the boundary were run, not inferred from the search's other probes
     assert first.verified and {"2.2.0", "2.3.0"} <= set(search.tested)
     assert envs[2].recorded == 1 and envs[3].recorded == 1
     assert first.first_op == "first differing op: aten::stub at step 20 (backward) in 2.3.0"  # the state's step
@@ -97,6 +97,7 @@ def test_a_release_that_cannot_be_installed_is_skipped_and_the_search_goes_on_ov
     assert (first.last_same, first.first_changed) == ("2.2.0", "2.4.0")
     assert search.skipped == {"2.3.0": "torch 2.3.0 has no build for this Python"}
     assert "between them, 2.3.0 could not be run (skipped)" in first.notes
+    assert not first.verified  # the change lies in 2.3.0 or 2.4.0: the boundary is not exact
 
 
 def test_a_range_that_is_not_monotonic_is_said_so():
@@ -114,6 +115,30 @@ def test_a_dependency_that_moves_with_torch_is_named_across_the_boundary():
     first, second = Search(envs, TARGETS).run()
     assert first.env_changed == {"numpy": ["1.26.4", "2.4.6"]}
     assert second.first_changed is None  # a result with no boundary names nothing
+
+
+def test_a_release_listed_with_a_local_label_is_the_public_release(monkeypatch):
+    """A find-links folder beside the index lists 2.13.0+cpu too: one release, named as --good names it."""
+    import subprocess
+
+    from reference.bisect import environments
+
+    listing = "torch (2.14.1)\nAvailable versions: 2.14.1, 2.14.0, 2.13.0+cpu, 2.13.0, 2.12.1, 2.12.0rc1, nonsense\n"
+    monkeypatch.setattr(environments.subprocess, "run",
+                        lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout=listing, stderr=""))
+    assert environments.available_releases() == ["2.12.0rc1", "2.12.1", "2.13.0", "2.14.0", "2.14.1"]
+
+
+def test_interpreters_are_named_by_their_torch_unless_two_hold_the_same(capsys):
+    from types import SimpleNamespace
+
+    from reference.cli.bisect import short_labels
+
+    envs = [SimpleNamespace(version=v, python=f"/opt/{i}/bin/python", label=f"/opt/{i}/bin/python (torch {v})")
+            for i, v in enumerate(["2.13.0+cpu", "2.14.0", "2.14.0"])]
+    assert [e.label for e in short_labels(envs)] == [
+        "torch 2.13.0+cpu", "/opt/1/bin/python (torch 2.14.0)", "/opt/2/bin/python (torch 2.14.0)"]
+    assert "torch 2.13.0+cpu is /opt/0/bin/python" in capsys.readouterr().err
 
 
 def test_an_end_of_the_range_that_cannot_run_is_an_error():

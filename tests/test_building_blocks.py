@@ -104,9 +104,11 @@ def _patched_rmsprop_eps_inside_the_root(monkeypatch):
     """A formula change inside RMSprop's update (what a release could do): eps under the square root."""
     import torch.optim.rmsprop as rmsprop
 
-    def eps_inside(params, grads, square_avgs, grad_avgs, momentum_buffer_list, state_steps, **kw):
-        for param, grad, square_avg, step in zip(params, grads, square_avgs, state_steps):
+    def eps_inside(params, grads, square_avgs, *rest, **kw):
+        # (grad_avgs, momentum_buffer_list, state_steps): torch 2.1 passes no state_steps
+        for step in rest[2] if len(rest) > 2 else ():
             step += 1
+        for param, grad, square_avg in zip(params, grads, square_avgs):
             square_avg.mul_(kw["alpha"]).addcmul_(grad, grad, value=1 - kw["alpha"])
             param.addcdiv_(grad, square_avg.add(kw["eps"]).sqrt(), value=-kw["lr"])
 
@@ -142,10 +144,15 @@ def test_a_missing_adam_bias_correction_is_named(monkeypatch):
 @pytest.mark.dtypes("float32", "float64")
 @given(data=st.data())
 def test_mse_loss_sum_is_the_sum_of_squared_differences(device, dtype, data):
-    shape = data.draw(st.sampled_from([(1,), (64, 10), (2000,), (7, 3)]))
     lo, hi = (-1e6, 1e6) if dtype == "float32" else (-1e100, 1e100)
-    x = data.draw(arrays(dtype, shape)).clip(lo, hi)
-    y = data.draw(arrays(dtype, shape)).clip(lo, hi)
+    shape = data.draw(st.sampled_from([(1,), (7, 3), (64, 10), (2000,)]))
+    if shape == (2000,):  # the poly programs' batch: drawn from a seed (Hypothesis caps the data it makes)
+        rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+        scale = data.draw(st.sampled_from([1e-3, 1.0, 1e3]))
+        x, y = (rng.standard_normal(shape) * scale).astype(dtype), (rng.standard_normal(shape) * scale).astype(dtype)
+    else:
+        x = data.draw(arrays(dtype, shape)).clip(lo, hi)
+        y = data.draw(arrays(dtype, shape)).clip(lo, hi)
     assume(np.all(np.isfinite((x.astype(dtype) - y.astype(dtype)).astype(np.float64) ** 2)))
     assume(np.isfinite(np.sum((x.astype(dtype).astype(np.float64) - y.astype(dtype)) ** 2).astype(dtype)))
     assert mse_sum_problems(x, y, dtype, device) == []

@@ -146,6 +146,11 @@ def test_html_report_has_the_matrix_environments_and_each_differing_cells_curves
     # mean for sum changes the forward at step 0, which the golden's kept op trace names
     assert section["first-op"].startswith("first differing op: aten::mse_loss at step 0 (forward)"), section
     assert ("poly.nn float64 seed 0", "cpu") in page.svgs
+    drawn = page.drawn[("poly.nn float64 seed 0", "cpu")]
+    assert f"[cpu]: DIVERGED @{section['first-bad-step']} " in drawn["verdict-title"][0]  # the verdict, in the title
+    assert drawn["band"] == ["allowed by the policy"]  # the band the policy allows, shaded
+    assert drawn["first-bad"] == [f"first step outside the policy: {section['first-bad-step']}"]  # and its marker
+    assert drawn["reference"] and drawn["run"]  # both curves drawn (the golden's wider, under the run's)
     if page.cells[("poly.tensor float64 seed 0", "cpu")] == "exact":
         assert ("poly.tensor float64 seed 0", "cpu") not in page.sections  # exact cells have no section
     assert page.environment["torch"]["cpu"] == torch.__version__
@@ -184,5 +189,16 @@ def test_built_wheel_carries_every_golden_and_spec_file(tmp_path):
     specs = root / "specs"
     wanted = {f"reference/_specs/{p.relative_to(specs)}" for p in specs.rglob("*.toml")}
     wanted |= {f"reference/_specs/goldens/{k.variant}/{k.dtype}-seed{k.seed}.json" for k in golden.all_keys()}
-    wanted |= {"reference/cli/check.py", "reference/report/html.py", "reference/judge/verdict.py"}
+    wanted |= {str(p.relative_to(root)) for p in (root / "reference").rglob("*.py")}
     assert not wanted - names, f"missing from the wheel: {sorted(wanted - names)[:5]}"
+
+
+def test_every_package_of_reference_is_listed_for_the_wheel():
+    """pyproject.toml lists the packages a wheel carries: a folder missing from it is missing from every
+    install that is not editable (`torch-examples-spec` then fails on import)."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "reference").rglob("__init__.py")}
+    assert not found - listed, f"not in pyproject.toml's packages: {sorted(found - listed)}"

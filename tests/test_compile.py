@@ -214,6 +214,11 @@ def test_inductor_tests_skip_without_a_cpp_compiler_and_fail_under_require_compi
 # imported by the plugin anyway) and write no cache files.
 def test_dynamo_counts_see_graphs_breaks_and_recompiles():
     from reference.harness.compiling import compiled_run
+    from reference.private import dynamo_callback_handler
+
+    if dynamo_callback_handler() is None:
+        pytest.skip(f"torch {torch.__version__} has no torch._dynamo.callback_handler: recompiles are not counted "
+                    "(tests/test_private.py checks they are left out, not reported as 0)")
 
     def f(x, n):
         x = x * 2

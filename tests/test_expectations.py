@@ -71,6 +71,19 @@ def test_a_matching_fingerprint_with_other_bits_says_the_fingerprint_missed_a_fa
     assert status == 1 and "the fingerprint misses a factor that decides the bits" in out
 
 
+def test_a_set_recorded_against_another_specification_says_so(recorded, tmp_path, capsys):
+    edited = tmp_path / "older"
+    shutil.copytree(recorded, edited)
+    manifest = edited / expectations.MANIFEST
+    data = json.loads(manifest.read_text())
+    data["provenance"]["specs"] = "0123456789abcdef"
+    manifest.write_text(json.dumps(data))
+    status, out, _ = _check(capsys, "--expect", edited)
+    assert status == 0 and "recorded against another specification (specs 0123456789abcdef, now " in out
+    _, out, _ = _check(capsys, "--expect", recorded)
+    assert "another specification" not in out
+
+
 def test_a_box_that_is_not_bitwise_repeatable_is_judged_within_its_recorded_spread(recorded, tmp_path):
     found = expectations.load(recorded)
     run, _ = found.runs["cpu"]["poly.nn float64 seed 0"]

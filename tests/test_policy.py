@@ -118,3 +118,30 @@ def test_stability_rotation_visits_every_benign_configuration_that_moves_torch()
     env = configurations.environment("mixed-default-3threads", base={})
     assert env == {"TES_THREADS": "3", "ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
                    "OPENBLAS_CORETYPE": "Sandybridge"}
+
+
+def test_calibrating_some_variants_rewrites_their_rows_and_keeps_every_other_row():
+    import tomllib
+
+    from reference.calibration import derive, outputs
+    from reference.catalogue import specs_dir
+
+    text = (specs_dir() / policy.TOLERANCES_FILE).read_text()
+    before = tomllib.loads(text)
+    assert tomllib.loads(outputs.merge_rows(text, [], [], [0])) == before  # nothing re-derived: nothing moves
+    row = {"bands": [{"from": 0, "to": 500, "rtol": 3e-14, "atol": 0.0}], "params": {"rtol": 1e-12, "atol": 0.0}}
+    merged = tomllib.loads(outputs.merge_rows(text, [derive.RowReport("poly.nn", "float64", row)], ["canonical"], [0]))
+    assert merged["poly.nn"]["float64"]["bands"] == row["bands"] and "tail" not in merged["poly.nn"]["float64"]
+    merged["poly.nn"]["float64"] = before["poly.nn"]["float64"]
+    assert merged == before
+
+
+def test_calibration_refuses_unknown_names_and_writing_rows_from_some_configurations(capsys):
+    from reference.calibration.__main__ import main as calibration
+
+    for argv, named in ((["--variants", "mlp.nope"], "not a golden variant: mlp.nope. Valid choices: "),
+                        (["--configs", "threads9"], "not a benign configuration: threads9. Valid choices: "),
+                        (["--configs", "threads2", "--write"], "drop --configs to write")):
+        with pytest.raises(SystemExit) as exc:
+            calibration(["calibrate", *argv])
+        assert exc.value.code == 2 and named in capsys.readouterr().err

@@ -13,6 +13,22 @@ def test_each_private_torch_api_resolves_on_this_torch(path):
     assert private.resolve(path) is not None
 
 
+def test_an_optional_private_api_resolves_or_its_use_says_it_is_unavailable(monkeypatch):
+    from reference.harness import compiling
+
+    def moved(path):
+        raise RuntimeError(f"the private torch API {path} is not in this torch")
+
+    assert private.OPTIONAL_APIS
+    monkeypatch.setattr(private, "resolve", moved)
+    assert private.dynamo_callback_handler() is None
+    monkeypatch.setattr(compiling, "dynamo_callback_handler", private.dynamo_callback_handler)
+    with compiling._compile_ids() as ids:
+        assert ids is None
+    monkeypatch.setattr(compiling, "dynamo_counters", lambda: {"stats": {"unique_graphs": 2}, "graph_break": {"x": 1}})
+    assert compiling.dynamo_counts(None) == {"graphs": 2, "graph_breaks": 1}  # recompiles: not counted, not 0
+
+
 def test_a_moved_private_api_fails_with_one_line_naming_it():
     with pytest.raises(RuntimeError, match=r"private torch API torch\._C\._no_such_thing is not in torch .*"
                                            r"update reference/private\.py"):

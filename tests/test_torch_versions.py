@@ -66,10 +66,15 @@ def test_every_verified_release_has_a_row_in_every_version_keyed_table():
 
 def test_a_torch_outside_the_range_that_measures_as_its_reference_passes_with_a_note(monkeypatch):
     measured = facts.MEASURE["clamp_min_grad_at_zero"]()
-    # a version whose reference release states what this torch measures
-    same = next(str(v) for v in facts.verified_versions()
-                if facts.rows_for(facts._table("clamp_min_grad_at_zero"), str(v))[0]["value"] == measured)
-    newer = f"{Version(same).major}.{Version(same).minor}.{Version(same).micro + 7}"
+
+    def unverified_after(v: Version) -> str:
+        return f"{v.major}.{v.minor}.{v.micro + 7}"
+
+    # an unverified version whose reference release states what this torch measures
+    newer, same = next((unverified_after(v), facts.reference_release(unverified_after(v)))
+                       for v in facts.verified_versions()
+                       if facts.rows_for(facts._table("clamp_min_grad_at_zero"),
+                                         unverified_after(v))[0]["value"] == measured)
     monkeypatch.setattr(torch, "__version__", newer)
     found = facts.lookup("clamp_min_grad_at_zero")
     assert not found.verified and not found.changed and found.value == measured

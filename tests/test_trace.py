@@ -184,6 +184,15 @@ def test_trace_off_leaves_the_trajectory_without_a_trace_and_old_json_loads():
     assert trace.localize(traced.trace, again.trace).line().startswith("no differing op")
 
 
+@pytest.mark.parametrize("variant_id", ["mlp.nn", "mlp.optim"])
+def test_state_fingerprints_are_not_in_the_op_trace_they_sit_beside(variant_id):
+    """A run recorded for compare keeps both: the fingerprints' own ops must not shift the op indices
+    its trace is compared by (a golden's trace was recorded with them too)."""
+    with_state = reference.run(variant_id, steps=3, threads=1, trace_steps=[0, 1], record_state=True)
+    without = reference.run(variant_id, steps=3, threads=1, trace_steps=[0, 1])
+    assert with_state.state_digests and with_state.trace["steps"] == without.trace["steps"]
+
+
 def test_trace_steps_outside_the_run_are_refused():
     with pytest.raises(ValueError, match=r"trace_steps \[5\] outside the run's steps. Valid choices: 0..1"):
         reference.run("poly.optim", steps=2, threads=1, trace_steps=[5])

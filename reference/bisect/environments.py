@@ -72,15 +72,13 @@ def available_releases(index_url: str | None = None, pre: bool = False) -> list[
     if proc.returncode != 0 or line is None:
         raise ValueError(f"no package index reachable to list torch's releases ({(proc.stderr or proc.stdout).strip()[-200:]}); "
                          "name the releases with --versions V1,V2,... or the interpreters with --python")
-    versions = {v.strip() for v in line.split(":", 1)[1].split(",") if v.strip()}
-    releases = {}
-    for v in versions:
+    releases = set()
+    for v in line.split(":", 1)[1].split(","):
         try:
-            parsed = Version(v)
+            releases.add(Version(Version(v.strip()).public))  # 2.13.0+cpu and 2.13.0: one release, 2.13.0
         except InvalidVersion:
             continue
-        releases.setdefault(parsed.public, parsed)  # 2.13.0+cpu and 2.13.0: one release
-    return [str(v) for v in sorted(releases.values())]
+    return [str(v) for v in sorted(releases)]
 
 
 class Release:

@@ -1,8 +1,8 @@
 """Which release changed it: a binary search over ordered environments (torch releases, or interpreters
 the user has), per variant and dtype, for the last one that computes the same bits as the first and
-the first that does not; then the boundary verified (both sides run), the op where they part named
-(traced on both sides), the change judged by the calibrated policy, and every other environment key
-that changed across the boundary named (a release may force another NumPy).
+the first that does not; then the boundary verified (both sides run, none between them skipped), the
+op where they part named (traced on both sides), the change judged by the calibrated policy, and every
+other environment key that changed across the boundary named (a release may force another NumPy).
 
 Monotonic change is an assumption: a tested environment that contradicts it is said so; `exhaustive`
 runs every one. The environments are anything with `label`, `record(targets)` and `locate(...)`
@@ -45,7 +45,7 @@ class Result:
     first_op: str | None = None
     beyond_policy: bool | None = None
     env_changed: dict[str, list[str]] = field(default_factory=dict)
-    verified: bool = False  # both sides of the boundary were run
+    verified: bool = False  # the boundary is exact: no release between its two sides was skipped
     notes: list[str] = field(default_factory=list)  # non-monotonic ranges, skipped environments
 
     def to_json(self) -> dict[str, Any]:
@@ -165,7 +165,7 @@ class Search:
             result = Result(*target, last_same=self.envs[hi].label, first_changed=None, verified=True)
         else:
             result = Result(*target, last_same=self.envs[lo].label, first_changed=self.envs[hi].label,
-                            verified=lo in self._runs and hi in self._runs)
+                            verified=hi == lo + 1)  # else the change is somewhere in (lo, hi]
             verdict = judge(target[0], target[1], after.losses, before.losses, now_params=after.params_record(),
                             reference_params=before.params_record())
             result.beyond_policy = verdict.status is Status.DIVERGED

@@ -11,6 +11,7 @@ from .ensemble import BENIGN, __doc__ as ENSEMBLE_DOC, _all_variants, real_chang
 from ..harness.planning import parse_seeds
 from . import stability
 
+
 def calibrate(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m reference.calibration calibrate", description=ENSEMBLE_DOC,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -23,13 +24,24 @@ def calibrate(argv: list[str] | None = None) -> None:
     parser.add_argument("--write", action="store_true",
                         help="write specs/golden_tolerances.toml and specs/calibration_report.md")
     args = parser.parse_args(argv)
-    variants = args.variants or _all_variants()
+    every = _all_variants()
+    unknown = sorted(set(args.variants or ()) - set(every))
+    if unknown:
+        parser.error(f"not a golden variant: {', '.join(unknown)}. Valid choices: {', '.join(every)}")
+    variants = args.variants or every
+    unknown = sorted(set(args.configs or ()) - set(BENIGN))
+    if unknown:
+        parser.error(f"not a benign configuration: {', '.join(unknown)}. Valid choices: {', '.join(BENIGN)}")
+    if args.write and args.configs and set(args.configs) != set(BENIGN):
+        # rows derived from fewer configurations are narrower than the CPUs they must pass: false alarms
+        parser.error("--write derives rows from every benign configuration; drop --configs to write")
     seeds = parse_seeds(args.seeds)
     benign_names = args.configs or list(BENIGN)
     configs = benign_names + ([] if args.no_real else real_changes())
     run_missing(args.workdir, configs, seeds, variants, args.jobs)
 
-    analyse(args.workdir, benign_names, [] if args.no_real else real_changes(), seeds, variants, write=args.write)
+    analyse(args.workdir, benign_names, [] if args.no_real else real_changes(), seeds, variants, write=args.write,
+            partial=set(variants) != set(every))
 
 
 def main(argv: list[str] | None = None) -> int:

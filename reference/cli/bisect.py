@@ -64,6 +64,17 @@ def releases(args: argparse.Namespace) -> list[str]:
     return [known[v] for v in sorted(known) if good <= v <= bad]
 
 
+def short_labels(interpreters: list[Any]) -> list[Any]:
+    """Label each interpreter by its torch version where that tells it apart (a path is a long name for
+    a table), saying once which path it is; by path and version where two hold the same torch."""
+    versions = [e.version for e in interpreters]
+    for e in interpreters:
+        if versions.count(e.version) == 1:
+            _say(f"bisect: torch {e.version} is {e.python}")
+            e.label = f"torch {e.version}"
+    return interpreters
+
+
 def targets(args: argparse.Namespace) -> list[tuple[str, str]]:
     ids = args.ids or list(load_variants())
     for vid in ids:
@@ -105,7 +116,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     if args.python:
         if len(args.python) < 2:
             raise UsageError("--python needs at least two interpreters, the good one first")
-        envs: list[Any] = [Interpreter(p, progress=_say) for p in args.python]
+        envs: list[Any] = short_labels([Interpreter(p, progress=_say) for p in args.python])
     else:
         versions = releases(args)
         check_cache()  # before any environment is made

@@ -71,19 +71,20 @@ def unavailable_reason(backend: str) -> str | None:
 
 # --- torch._dynamo's private state (reached through reference/private.py) ------------------------------
 
-def dynamo_counts(compile_ids: list[str]) -> dict[str, int]:
-    """graphs, graph_breaks and recompiles since the last torch._dynamo.reset().
+def dynamo_counts(compile_ids: list[str] | None) -> dict[str, int]:
+    """graphs, graph_breaks and recompiles since the last torch._dynamo.reset() (recompiles left out
+    where this torch reports no compile ids: compile_ids None).
 
     graphs: FX graphs dynamo handed to the backend (recompiles included); graph_breaks: the breaks
     dynamo recorded; recompiles: compiles of a frame that had been compiled before (compile id
     "frame/n" with n > 0), e.g. a new DynamicNet depth or a grad-mode change.
     """
     counters = dynamo_counters()
-    return {
-        "graphs": int(counters["stats"]["unique_graphs"]),
-        "graph_breaks": int(sum(counters["graph_break"].values())),
-        "recompiles": sum(1 for cid in set(compile_ids) if _frame_compile_index(cid) > 0),
-    }
+    counts = {"graphs": int(counters["stats"]["unique_graphs"]),
+              "graph_breaks": int(sum(counters["graph_break"].values()))}
+    if compile_ids is not None:
+        counts["recompiles"] = sum(1 for cid in set(compile_ids) if _frame_compile_index(cid) > 0)
+    return counts
 
 
 def _frame_compile_index(compile_id: str) -> int:
@@ -95,8 +96,9 @@ def _frame_compile_index(compile_id: str) -> int:
 
 
 @contextlib.contextmanager
-def _compile_ids() -> Iterator[list[str]]:
-    """The compile ids of every dynamo compile while inside (torch._dynamo.callback_handler)."""
+def _compile_ids() -> Iterator[list[str] | None]:
+    """The compile ids of every dynamo compile while inside (torch._dynamo.callback_handler; None where
+    this torch has no such handler)."""
     ids: list[str] = []
 
     def on_start(args: Any = None) -> None:
@@ -105,6 +107,9 @@ def _compile_ids() -> Iterator[list[str]]:
             ids.append(str(getattr(args, "compile_id", "")))
 
     handler = dynamo_callback_handler()
+    if handler is None:
+        yield None
+        return
     handler.register_start_callback(on_start)
     try:
         yield ids

@@ -35,7 +35,7 @@ def has_fp32_precision_api() -> bool:
     """torch >= 2.9: per-backend `fp32_precision` settings (torch.backends.cuda.matmul.fp32_precision)."""
     try:
         torch.backends.cuda.matmul.fp32_precision
-    except (AttributeError, RuntimeError):
+    except (AttributeError, AssertionError, RuntimeError):  # torch < 2.9 raises AssertionError("Unknown attribute")
         return False
     return True
 

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
+from ..private import outside_dispatch_modes
+
 _INT_VIEW = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 _MASK = (1 << 64) - 1
 
@@ -105,6 +107,10 @@ class StateDigests:
         return out
 
     def _now(self) -> str:
+        with outside_dispatch_modes():  # not the program's ops: kept out of its op trace
+            return self._fingerprint()
+
+    def _fingerprint(self) -> str:
         total = 0
         values = [v for _, v in self._tensors] + self._optimizer_buffers()
         for i, value in enumerate(values):

@@ -176,8 +176,12 @@ def choose(sets: Sequence[ExpectationSet], device: str, environment: Mapping[str
     candidates = [s for s in sets if device in s.devices]
     for s in candidates:
         if s.devices[device]["fingerprint"] == here:
-            return Choice(device, s, f"{device}: expectation set {s.label()} matches this environment's "
-                                     "fingerprint: judged bit for bit")
+            note = f"{device}: expectation set {s.label()} matches this environment's fingerprint: judged bit for bit"
+            recorded_specs = s.provenance.get("specs")
+            if recorded_specs != specs_digest():
+                note += (f"; it was recorded against another specification (specs {recorded_specs}, now "
+                         f"{specs_digest()}): a variant's changed hyperparameters change its bits too")
+            return Choice(device, s, note)
     if not candidates:
         return Choice(device, None, f"{device}: no expectation set records {device}; judged by the cross-machine "
                                     "policy against the shipped goldens")

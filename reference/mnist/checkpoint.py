@@ -47,7 +47,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         state: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types for a damaged file
-        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        # torch 2.9 .. 2.14 say "Unsupported global: GLOBAL mod.Class", torch 2.1 "Unsupported class mod.Class"
+        refused = re.search(r"Unsupported (?:global: GLOBAL|class) ([\w.]+)", str(exc))
         if refused and _is_module_class(refused.group(1)):
             raise CheckpointError(
                 f"{path}: holds a whole pickled model ({refused.group(1).rsplit('.', 1)[-1]}, from torch.save(model)), "

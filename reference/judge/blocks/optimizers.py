@@ -154,7 +154,8 @@ def torch_step(case: StepCase, device: str = "cpu") -> dict[str, np.ndarray]:
     if case.optimizer != "manual":
         opt_state = getattr(step, "__self__", None)
         for key, value in (opt_state.state.get(p, {}) if opt_state is not None else {}).items():
-            out[key] = float(value) if key == "step" else value.detach().cpu().double().numpy()
+            if value is not None:  # torch 2.1 keeps momentum_buffer=None without momentum
+                out[key] = float(value) if key == "step" else value.detach().cpu().double().numpy()
     return out
 
 
