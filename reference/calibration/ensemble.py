@@ -171,6 +171,8 @@ EVERY_SEED_BENIGN = {"cap-default"}
 EVERY_SEED_REAL = {"lr+1e-6", *REAL_EPS}
 
 
+# Over 60 lines: the two phases share tasks_for and the files in flight; which configurations earn
+# more seeds is one decision, read top to bottom.
 def run_missing(workdir: Path, configs: list[str], seeds: list[int], variants: list[str], jobs: int,
                 *, running: list[Path] = ()) -> None:
     """Phase 1: every configuration on the first seed. Phase 2: the other seeds, for the benign

@@ -179,6 +179,7 @@ def merge_report(text: str, reports: list[RowReport], benign: list[str], seeds: 
     return "\n".join(out) + "\n"
 
 
+# Over 60 lines: the report is one Markdown page, written in the order it reads.
 def render_report(reports: list[RowReport], benign: list[str], real: list[str], seeds: list[int]) -> str:
     out = [
         "# Calibration report",

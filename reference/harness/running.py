@@ -159,7 +159,7 @@ def execute(
         # the "compiled" run would be eager
         raise ValueError(f"trace_steps cannot be recorded in a compile={p.compile!r} run (dynamo does not compile "
                          f"under the trace's dispatch mode). Valid choices: trace_steps=None, or compile=None")
-    variant, dev, dtype_name, hp, steps, seed = p.variant, p.device, p.dtype, p.hyperparameters, p.steps, p.seed
+    variant, dev, dtype_name, hp, steps = p.variant, p.device, p.dtype, p.hyperparameters, p.steps
     module = variant.module()
 
     losses: list[float] = []
@@ -206,17 +206,26 @@ def execute(
             params = {comp.parameter_name(name): v for name, v in params.items()}
         probe = matmul_probe(dev) if dev.type == "cuda" else None  # the precision the run had
 
-    environment = {**describe_environment(dev), "threads": n_threads}
+    return _trajectory(p, losses=losses, params=params, threads=n_threads, tf32=tf32, wall=wall, probe=probe,
+                       compile_stats=compile_stats, recorder=recorder, state=state)
+
+
+def _trajectory(p: Plan, *, losses: list[float], params: Mapping[str, Any], threads: int, tf32: Any, wall: float,
+                probe: Any, compile_stats: Mapping[str, int], recorder: Recorder | None,
+                state: StateDigests | None) -> Trajectory:
+    """What a finished run of `p` computed, and the environment it computed it in."""
+    dev, variant = p.device, p.variant
+    environment = {**describe_environment(dev), "threads": threads}
     return Trajectory(
         variant=variant.id,
-        seed=seed,
+        seed=p.seed,
         device=str(dev),
-        dtype=dtype_name,
-        steps=steps,
-        threads=n_threads,
+        dtype=p.dtype,
+        steps=p.steps,
+        threads=threads,
         losses=losses,
         params=_to_cpu_params(params),
-        hyperparameters={k: v for k, v in hp.items() if k != "steps"},
+        hyperparameters={k: v for k, v in p.hyperparameters.items() if k != "steps"},
         torch_version=torch.__version__,
         numpy_version=np.__version__,
         python_version=platform.python_version(),
@@ -228,7 +237,7 @@ def execute(
         compile=p.compile,
         compile_stats=dict(compile_stats),
         trace=None if recorder is None else recorder.result(
-            dict(variant=variant.id, seed=seed, device=str(dev), dtype=dtype_name, torch_version=torch.__version__,
+            dict(variant=variant.id, seed=p.seed, device=str(dev), dtype=p.dtype, torch_version=torch.__version__,
                  environment=fingerprint(environment))),
         state_digests=None if state is None else state.digests,
     )

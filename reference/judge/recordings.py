@@ -128,11 +128,12 @@ class Column:
         runs = self.runs()
 
         def values(attr: str) -> str:
-            return ", ".join(sorted({str(getattr(t, attr)) for t in runs}))
+            return ", ".join(sorted({str(getattr(t, attr)) for t in runs if getattr(t, attr) is not None})) or "-"
 
         return {"results": str(self.source.path), "device": self.device, "torch": values("torch_version"),
                 "numpy": values("numpy_version"), "python": values("python_version"),
-                "cpu capability": values("cpu_capability"), "threads": values("threads"), "tf32": values("tf32"),
+                "cpu capability": values("cpu_capability"), "threads": values("threads"),
+                "tf32 (CUDA matmul)": values("tf32"),
                 "runs": str(len(runs))}
 
 

@@ -60,11 +60,20 @@ def render(matrix: Matrix) -> str:
            f"<strong>{e(matrix.verdict_line())}</strong></p>",
            f'<p class="counts">{e(matrix.counts_line())}</p>']
     out += [f'<p class="note">{e(n)}</p>' for n in [*matrix.inputs, *matrix.notes]]
+    out += _matrix_table(matrix) + _properties(matrix) + _environments(matrix) + _differing_cells(matrix)
+    if matrix.problems or matrix.divergences:
+        out.append("<h2>Problems</h2><ul>" + "".join(f"<li>{e(p)}</li>" for p in [*matrix.problems, *matrix.divergences])
+                   + "</ul>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
 
-    out.append("<h2>Matrix</h2>")
-    out.append('<table id="matrix"><thead><tr><th>run</th>'
-               + "".join(f'<th data-column="{e(c.label)}">{e(c.label)}</th>' for c in matrix.columns)
-               + "</tr></thead><tbody>")
+
+def _matrix_table(matrix: Matrix) -> list[str]:
+    e = html.escape
+    out = ["<h2>Matrix</h2>",
+           '<table id="matrix"><thead><tr><th>run</th>'
+           + "".join(f'<th data-column="{e(c.label)}">{e(c.label)}</th>' for c in matrix.columns)
+           + "</tr></thead><tbody>"]
     for row in matrix.rows:
         out.append(f'<tr data-row="{e(row.label)}"><th>{e(row.label)}</th>')
         for column, cell in zip(matrix.columns, row.cells):
@@ -78,20 +87,28 @@ def render(matrix: Matrix) -> str:
     out.append("</tbody></table>")
     out.append('<details open><summary>What the cells say</summary><pre class="legend">'
                + e("\n".join(line.strip() for line in legend())) + "</pre></details>")
+    return out
 
-    if matrix.properties:
-        out.append("<h2>Properties</h2>")
-        out.append('<table class="extra" data-title="Properties"><thead><tr><th>property</th><th>device</th>'
-                   "<th>dtype</th><th>result</th><th>detail</th></tr></thead><tbody>")
-        out += [f"<tr><td>{e(p.label)}</td><td>{e(p.device)}</td><td>{e(p.dtype)}</td>"
-                f"<td>{'ok' if p.passed else 'FAILED'}</td><td>{e(p.message)}</td></tr>" for p in matrix.properties]
-        out.append("</tbody></table>")
 
-    out.append("<h2>Environment of each column</h2>")
+def _properties(matrix: Matrix) -> list[str]:
+    if not matrix.properties:
+        return []
+    e = html.escape
+    return (["<h2>Properties</h2>",
+             '<table class="extra" data-title="Properties"><thead><tr><th>property</th><th>device</th>'
+             "<th>dtype</th><th>result</th><th>detail</th></tr></thead><tbody>"]
+            + [f"<tr><td>{e(p.label)}</td><td>{e(p.device)}</td><td>{e(p.dtype)}</td>"
+               f"<td>{'ok' if p.passed else 'FAILED'}</td><td>{e(p.message)}</td></tr>" for p in matrix.properties]
+            + ["</tbody></table>"])
+
+
+def _environments(matrix: Matrix) -> list[str]:
+    e = html.escape
     keys = list(dict.fromkeys(k for c in matrix.columns for k in c.environment))
-    out.append('<table id="environment"><thead><tr><th></th>'
-               + "".join(f'<th data-column="{e(c.label)}">{e(c.label)}</th>' for c in matrix.columns)
-               + "</tr></thead><tbody>")
+    out = ["<h2>Environment of each column</h2>",
+           '<table id="environment"><thead><tr><th></th>'
+           + "".join(f'<th data-column="{e(c.label)}">{e(c.label)}</th>' for c in matrix.columns)
+           + "</tr></thead><tbody>"]
     for k in keys:
         out.append(f'<tr data-key="{e(k)}"><th>{e(k)}</th>'
                    + "".join(f'<td data-column="{e(c.label)}">{e(str(c.environment.get(k, "")))}</td>'
@@ -100,9 +117,14 @@ def render(matrix: Matrix) -> str:
     if matrix.environment_differences:
         out.append('<pre class="environment-differences">'
                    + e("\n".join(matrix.environment_differences)) + "</pre>")
+    return out
 
+
+def _differing_cells(matrix: Matrix) -> list[str]:
+    """A section per cell that differs: its steps, its op, the text report and the picture."""
+    e = html.escape
     differing = [(row, column, cell) for row, column, cell in matrix.cells() if cell.differs]
-    out.append(f"<h2>Cells that differ ({len(differing)})</h2>")
+    out = [f"<h2>Cells that differ ({len(differing)})</h2>"]
     if not differing:
         out.append("<p>Every judged cell is bitwise equal to its reference.</p>")
     for row, column, cell in differing:
@@ -124,11 +146,7 @@ def render(matrix: Matrix) -> str:
         if fig is not None:
             out.append(plots.svg(fig))
         out.append("</section>")
-    if matrix.problems or matrix.divergences:
-        out.append("<h2>Problems</h2><ul>" + "".join(f"<li>{e(p)}</li>" for p in [*matrix.problems, *matrix.divergences])
-                   + "</ul>")
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+    return out
 
 
 def _no_op(cell: Cell) -> str:
@@ -137,6 +155,8 @@ def _no_op(cell: Cell) -> str:
         return located[0]
     if cell.status is Status.CLOSE and cell.verdict is not None and cell.verdict.first_difference is None:
         return "not traced: the losses are bitwise equal (only the final parameters differ)"
+    if cell.status is Status.CLOSE:
+        return "not traced: within the policy, the op is named only where a cell diverges (compare names it for close cells)"
     return "not traced (no op trace for this run)"
 
 

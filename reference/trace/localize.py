@@ -193,6 +193,8 @@ def _ranges(steps: list[str]) -> str:
         "steps " + ", ".join(map(str, n))
 
 
+# Over 60 lines: one pass over the ops carries the known values, the inserted ops and the new masks
+# that every case below reads; split, each part would take and return all three.
 def _first_new_bitwise(a_ops: list, b_ops: list, step: str, links: Sequence = (), rounding: float | None = None,
                        equivalent: set[str] | None = None, benign: list[str] | None = None) -> str | None:
     """The first op aligned with a baseline op whose floating output the baseline never computed.
