@@ -89,8 +89,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     keep = out is not None or args.record is not None or bool(sets)  # state and first steps' traces
     perform(validation, runner=recording() if keep else None, progress=None if args.quiet else _progress(sys.stderr))
     matrix = validation.matrix()
-    matrix.notes = head[1:] + matrix.notes
+    page_notes = list(dict.fromkeys(head[1:] + matrix.notes))  # the page says what the header said, once
+    matrix.notes = [n for n in page_notes if n not in head]  # the terminal has the header already
     print("\n".join(["", *text.render(matrix)]))
+    matrix.notes = page_notes
     print(f"({len(validation.items)} checks in {time.perf_counter() - start:.0f} s)")
     if out is not None:
         for device in validation.devices:
