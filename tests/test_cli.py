@@ -293,11 +293,11 @@ def test_dtype_both_runs_each_variant_in_every_dtype_it_has(tmp_path, capsys):
 
 def test_run_out_keeps_a_digest_and_a_record_of_the_final_parameters_unless_asked_for_every_value(tmp_path, capsys):
     small, full = tmp_path / "small.json", tmp_path / "full.json"
-    assert cli.main(["run", "mnist.quickstart", "--steps", "2", "--out", str(small)]) == 0
-    assert cli.main(["run", "mnist.quickstart", "--steps", "2", "--out", str(full), "--full-params"]) == 0
+    assert cli.main(["run", "mlp.nn", "--steps", "2", "--out", str(small)]) == 0
+    assert cli.main(["run", "mlp.nn", "--steps", "2", "--out", str(full), "--full-params"]) == 0
     kept, every = (json.loads(p.read_text())["trajectories"][0] for p in (small, full))
     assert kept["params"] == {} and kept["params_sha256"] and kept["params_record"]
-    assert sum(len(v) for v in every["params"].values()) == 784 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10
+    assert sum(len(v) for v in every["params"].values()) == 1000 * 100 + 100 + 100 * 10 + 10
     assert small.stat().st_size * 50 < full.stat().st_size
     said = capsys.readouterr().out
     assert "final parameters as digest and record, --full-params keeps every value" in said
