@@ -3,7 +3,6 @@ what else moved, over stubbed environments handing back made-up runs (offline, f
 over two real releases behind the `bisect` marker (tox -e bisect)."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest

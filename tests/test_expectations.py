@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 
 import pytest
 
-import reference
 from reference.cli import main
 from reference.injections import INJECTIONS
 from reference.judge import expectations

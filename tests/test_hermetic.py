@@ -29,3 +29,11 @@ def test_environment_reading_tests_pass_under_every_rotation_configuration(name,
 def test_the_rotation_covers_every_configuration_that_moves_torch():
     moving = [n for n in configurations.benign() if n != "canonical" and n not in configurations.numpy_only()]
     assert configurations.rotation() == moving
+
+
+def test_every_file_with_environment_tests_is_run_under_the_rotation():
+    """A test marked `environment` in a file the rotation test does not run would go unchecked."""
+    marked = {f"tests/{p.name}" for p in (ROOT / "tests").glob("test_*.py")
+              if "mark.environment" in p.read_text() and p.name != Path(__file__).name}
+    assert marked <= set(SENSITIVE), f"add to SENSITIVE: {sorted(marked - set(SENSITIVE))}"
+

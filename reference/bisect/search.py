@@ -123,13 +123,14 @@ class Search:
         return self._runs[i]
 
     def _available(self, lo: int, hi: int) -> list[int]:
+        """The environments strictly between lo and hi not yet found unavailable."""
         return [i for i in range(lo + 1, hi) if self._runs.get(i, {}) is not None]
 
     def _boundary(self, target: tuple[str, str], good: Trajectory) -> tuple[int, int]:
         """(last index with good's bits, first index without), binary search over the available ones."""
         lo, hi = 0, len(self.envs) - 1
         while True:
-            between = [i for i in range(lo + 1, hi) if self._runs.get(i, {}) is not None]
+            between = self._available(lo, hi)
             if not between:
                 return lo, hi
             mid = between[len(between) // 2]

@@ -30,7 +30,6 @@ from ..catalogue import load_variants
 from ..errors import UsageError
 from ..harness.environment import explain_difference
 from ..harness.trajectory import Trajectory, read_trajectories
-from .checks import first_difference
 from .locate import locate_cell
 from .matrix import Cell, Column as MatrixColumn, Curves, Matrix, Row, baseline_cell, missing_cell, verdict_cell
 from .rules import PolicyError, rule_for
@@ -253,7 +252,3 @@ def _nothing_comparable(columns: list[Column]) -> str:
                 "give two or more results DIRs or FILEs, the first is the baseline")
     return (f"nothing to compare: {labels[0]} (the baseline) and {', '.join(labels[1:])} share no run "
             "(the same variant, dtype, seed, steps and hyperparameters)")
-
-
-def first_losses_difference(run: Trajectory, base: Trajectory) -> int | None:
-    return first_difference(run.losses, base.losses)
